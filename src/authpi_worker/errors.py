@@ -1,0 +1,52 @@
+"""Why a request is refused, named for the RFC 6750 condition it maps to.
+
+Each error carries a `reason`: a short, stable code for logs and tests. Descriptions are
+fixed strings chosen here, never text taken from the request.
+"""
+
+from __future__ import annotations
+
+
+class Denied(Exception):
+    """Base class: a request that the Worker refuses, with a reason code for the log."""
+
+    def __init__(self, reason: str, description: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.description = description
+        self.kid: str | None = None  # the token's kid, when it got that far, for the log
+
+
+class MissingToken(Denied):
+    """No credentials, or a scheme other than Bearer: a bare `Bearer` challenge (RFC 6750 §3.1)."""
+
+    def __init__(self, reason: str = "missing_token") -> None:
+        super().__init__(reason, "")
+
+
+class InvalidToken(Denied):
+    """`error="invalid_token"`: malformed, unverifiable, expired or not meant for us."""
+
+
+class InsufficientScope(Denied):
+    """`error="insufficient_scope"`: a valid token without the scope the route needs."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__("insufficient_scope", f"requires {scope}")
+        self.scope = scope
+
+
+class JwksUnavailable(Denied):
+    """No cached key can decide and the JWKS cannot be fetched: 503, not 401."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("jwks_unavailable", "")
+        self.retry_after = retry_after
+
+
+class ServerMisconfigured(Denied):
+    """A required variable is missing or unusable: 500 on protected routes."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__("server_misconfigured", f"{variable} {problem}")
+        self.variable = variable

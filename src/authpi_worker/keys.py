@@ -1,0 +1,144 @@
+"""The key set: which JWKs from the issuer's document may verify which algorithm.
+
+A key is usable for exactly one algorithm, the one its kty/crv implies (RFC 8725 §3.1):
+EC P-256 → ES256, OKP Ed25519 → EdDSA, RSA of 2048 bits or more → RS256. Anything else in
+the document is skipped with a note, and never stops the good keys from working.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+# 512 KiB and 100 keys: a real issuer publishes a handful; more is a broken or hostile document.
+MAX_JWKS_BYTES = 512 * 1024
+MAX_KEYS = 100
+MIN_RSA_BITS = 2048  # RFC 8725 §3.5 / NIST: shorter RSA keys are not trusted
+
+
+class InvalidKeySet(ValueError):
+    """The document as a whole is unusable (not JSON, no `keys` list, too big)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    kid: str | None
+    alg: str
+    key: Any  # a cryptography public key object
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    by_kid: dict[str, Key]
+    unnamed: tuple[Key, ...]
+    skipped: tuple[str, ...] = field(default=())  # why each unusable JWK was left out
+
+    def find(self, kid: str | None, alg: str) -> Key | None:
+        """The key a token names, or for a token without kid the one key of its alg."""
+        if kid is not None:
+            return self.by_kid.get(kid)
+        candidates = [k for k in (*self.by_kid.values(), *self.unnamed) if k.alg == alg]
+        return candidates[0] if len(candidates) == 1 else None
+
+    @property
+    def fingerprint(self) -> frozenset[tuple[str | None, str, str]]:
+        """What identifies the set's usable keys, to notice a rotation or a removal."""
+        return frozenset((k.kid, k.alg, _public_numbers(k.key)) for k in self.all())
+
+    def all(self) -> tuple[Key, ...]:
+        return (*self.by_kid.values(), *self.unnamed)
+
+
+def parse_jwks(body: bytes) -> KeySet:
+    """Parse a JWKS document (RFC 7517 §5). Raises InvalidKeySet only for the whole document."""
+    if len(body) > MAX_JWKS_BYTES:
+        raise InvalidKeySet(f"document over {MAX_JWKS_BYTES} bytes")
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise InvalidKeySet("not JSON") from None
+    jwks = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(jwks, list):
+        raise InvalidKeySet("no keys list")
+    if len(jwks) > MAX_KEYS:
+        raise InvalidKeySet(f"more than {MAX_KEYS} keys")
+    by_kid: dict[str, Key] = {}
+    unnamed: list[Key] = []
+    skipped: list[str] = []
+    duplicated: set[str] = set()
+    for index, jwk in enumerate(jwks):
+        try:
+            key = parse_jwk(jwk)
+        except ValueError as problem:
+            skipped.append(f"key {index}: {problem}")
+            continue
+        if key.kid is None:
+            unnamed.append(key)
+        elif key.kid in by_kid or key.kid in duplicated:  # two keys under one kid: trust neither
+            skipped.append(f"key {index}: duplicate kid")
+            duplicated.add(key.kid)
+            by_kid.pop(key.kid, None)
+        else:
+            by_kid[key.kid] = key
+    if not by_kid and not unnamed:
+        raise InvalidKeySet(f"no usable keys ({len(skipped)} skipped)")
+    return KeySet(by_kid, tuple(unnamed), tuple(skipped))
+
+
+def parse_jwk(jwk: object) -> Key:
+    """One JWK → a Key, or ValueError saying why it may not verify anything."""
+    if not isinstance(jwk, dict):
+        raise ValueError("not an object")
+    alg = _implied_alg(jwk)
+    if jwk.get("alg", alg) != alg:
+        raise ValueError(f"alg {jwk.get('alg')!r} does not fit kty/crv")
+    if jwk.get("use", "sig") != "sig":
+        raise ValueError("use is not sig")
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        raise ValueError("key_ops lack verify")
+    if "d" in jwk:
+        raise ValueError("private key material in a public set")
+    kid = jwk.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise ValueError("kid is not a string")
+    try:
+        key = PyJWK(jwk, alg).key
+    except (PyJWKError, ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"unreadable {alg} key ({type(error).__name__})") from None
+    _check_key(key, alg)
+    return Key(kid, alg, key)
+
+
+def _implied_alg(jwk: dict[str, Any]) -> str:
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    if kty == "EC" and crv == "P-256":
+        return "ES256"
+    if kty == "OKP" and crv == "Ed25519":
+        return "EdDSA"
+    if kty == "RSA":
+        return "RS256"
+    raise ValueError(f"unsupported kty/crv {kty!r}/{crv!r}")
+
+
+def _check_key(key: Any, alg: str) -> None:
+    ok = {
+        "ES256": isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1),
+        "EdDSA": isinstance(key, Ed25519PublicKey),
+        "RS256": isinstance(key, RSAPublicKey) and key.key_size >= MIN_RSA_BITS,
+    }[alg]
+    if not ok:
+        raise ValueError(f"not a usable {alg} public key")
+
+
+def _public_numbers(key: Any) -> str:
+    if isinstance(key, Ed25519PublicKey):
+        return key.public_bytes_raw().hex()
+    return repr(key.public_numbers())

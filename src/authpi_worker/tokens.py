@@ -1,0 +1,187 @@
+"""The token rules: what makes a string a valid AuthPI access token for this API.
+
+RFC 9068 (JWT access tokens) and RFC 8725 (JWT best practices), as a resource server must
+apply them. Signatures are checked by PyJWT's algorithm objects on cryptography keys; every
+structural and claim rule around them is explicit here, because jwt.decode is looser than
+we need (it coerces numeric strings, accepts non-canonical base64url and Infinity).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from base64 import urlsafe_b64decode
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jwt.algorithms import get_default_algorithms
+
+from authpi_worker.config import Settings
+from authpi_worker.errors import InvalidToken, MissingToken
+
+# Asymmetric only, and only the three AuthPI signs with. Never HS* or none (RFC 8725 §3.1).
+ALGORITHMS = ("ES256", "EdDSA", "RS256")
+# RFC 9068 §4: the header typ must say access token; this keeps ID and refresh tokens out.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+# Checked before any parsing; AuthPI tokens are well under 2 KiB.
+MAX_TOKEN_BYTES = 8192
+
+_VERIFIERS = {alg: get_default_algorithms()[alg] for alg in ALGORITHMS}
+# RFC 6750 §2.1: `Bearer` (any case), one or more spaces, one b64token.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
+_SCHEME = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr](?: |$)")
+# Three segments of unpadded base64url (RFC 7515 §7.1), nothing else.
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A token that is well formed; its signature is not yet checked."""
+
+    header: dict[str, Any]
+    alg: str
+    kid: str | None
+    signing_input: bytes
+    signature: bytes
+    payload: bytes
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The b64token of an `Authorization: Bearer` header, or why there is none."""
+    if authorization is None or not authorization.strip(" \t"):
+        raise MissingToken()
+    if len(authorization) > MAX_TOKEN_BYTES + 64:
+        raise InvalidToken("too_large", "token too large")
+    value = authorization.strip(" \t")
+    if not _SCHEME.match(value):
+        raise MissingToken("unsupported_scheme")
+    match = _BEARER.fullmatch(value)
+    if match is None:
+        raise InvalidToken("malformed", "malformed bearer credentials")
+    return match.group(1)
+
+
+def parse(token: str) -> Parsed:
+    """Check structure and header (RFC 7515, RFC 8725 §3.1, §3.11, RFC 9068 §4)."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidToken("too_large", "token too large")
+    match = _COMPACT.fullmatch(token)
+    if match is None:
+        raise InvalidToken("malformed", "not a compact JWS")
+    header_b64, payload_b64, signature_b64 = match.groups()
+    header = _json_object(_b64decode(header_b64), "header")
+    alg = header.get("alg")
+    if alg not in _VERIFIERS:
+        raise InvalidToken("unsupported_alg", "algorithm not allowed")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        raise InvalidToken("wrong_typ", "not an access token")
+    if "crit" in header or "b64" in header:
+        raise InvalidToken("unsupported_crit", "unsupported critical header")
+    kid = header.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not kid):
+        raise InvalidToken("malformed", "invalid kid")
+    return Parsed(
+        header=header,
+        alg=alg,
+        kid=kid,
+        signing_input=f"{header_b64}.{payload_b64}".encode("ascii"),
+        signature=_b64decode(signature_b64),
+        payload=_b64decode(payload_b64),
+    )
+
+
+def verify_signature(parsed: Parsed, key: Any) -> None:
+    """The signature over header.payload, with a key the key set chose for parsed.alg."""
+    if not _VERIFIERS[parsed.alg].verify(parsed.signing_input, key, parsed.signature):
+        raise InvalidToken("bad_signature", "signature verification failed")
+
+
+def claims(parsed: Parsed) -> dict[str, Any]:
+    """The payload as a JSON object (only after the signature is verified)."""
+    return _json_object(parsed.payload, "payload")
+
+
+def check_claims(claims: Mapping[str, Any], settings: Settings, now: float) -> None:
+    """RFC 9068 §4 and RFC 7519 §4.1: iss, aud, exp, nbf, iat, sub."""
+    if claims.get("iss") != settings.issuer:
+        raise InvalidToken("wrong_issuer", "unexpected issuer")
+    aud = claims.get("aud")
+    if not (aud == settings.audience or (isinstance(aud, list) and settings.audience in aud)):
+        raise InvalidToken("wrong_audience", "unexpected audience")
+    check_times(claims, settings.clock_tolerance, now)
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidToken("missing_sub", "missing subject")
+
+
+def check_times(claims: Mapping[str, Any], tolerance: int, now: float) -> None:
+    """exp is required; nbf and iat, when present, must not be in the future."""
+    exp = _numeric(claims, "exp")
+    if exp is None:
+        raise InvalidToken("missing_exp", "missing exp")
+    if exp <= now - tolerance:
+        raise InvalidToken("expired", "token expired")
+    nbf = _numeric(claims, "nbf")
+    if nbf is not None and nbf > now + tolerance:
+        raise InvalidToken("not_yet_valid", "token not yet valid")
+    iat = _numeric(claims, "iat")
+    if iat is not None and iat > now + tolerance:
+        raise InvalidToken("issued_in_future", "token issued in the future")
+
+
+def has_scope(claims: Mapping[str, Any], scope: str) -> bool:
+    """An exact member of the space-delimited `scope` string; a non-string means no scopes."""
+    granted = claims.get("scope")
+    return isinstance(granted, str) and scope in granted.split(" ")
+
+
+def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
+    """A NumericDate: a JSON number. Not a string, not a bool, not Infinity or NaN."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidToken("invalid_claim", f"{name} is not a number")
+    return float(value)
+
+
+def _b64decode(segment: str) -> bytes:
+    """Strict, canonical base64url: the alphabet is checked by _COMPACT; here, the tail."""
+    tail = len(segment) % 4
+    if tail == 1 or (tail and segment[-1] not in _CANONICAL_LAST[tail]):
+        # A length of 4n+1 is impossible; set unused trailing bits are a second spelling.
+        raise InvalidToken("malformed", "invalid base64url")
+    return urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+# The last character of a 4n+2 / 4n+3 segment carries 4 / 2 unused bits, which must be 0.
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member name")
+    return result
+
+
+def _json_object(data: bytes, part: str) -> dict[str, Any]:
+    """UTF-8 JSON with one object at the top, no duplicate names, no NaN or Infinity."""
+    try:
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_unique_members,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError):
+        raise InvalidToken("malformed", f"{part} is not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidToken("malformed", f"{part} is not a JSON object")
+    return value

@@ -1,0 +1,230 @@
+"""A fake AuthPI issuer on 127.0.0.1: a JWKS endpoint whose faults tests can switch on,
+and a client_credentials token endpoint (RFC 6749 §4.4) like AuthPI's."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from tests.support.keys import SigningKey, make_key
+from tests.support.tokens import AUDIENCE, mint
+
+TOKEN_LIFETIME = 300  # seconds, like a short-lived M2M access token
+
+
+@dataclass
+class Client:
+    secret: str
+    scopes: frozenset[str]
+
+
+def default_clients() -> dict[str, Client]:
+    """One client allowed read:reports, one that is not."""
+    return {
+        "demo-reports": Client("demo-reports-secret", frozenset({"read:reports"})),
+        "demo-basic": Client("demo-basic-secret", frozenset({"read:profile"})),
+    }
+
+
+@dataclass
+class Faults:
+    """What the JWKS endpoint does instead of answering well."""
+
+    status: int = 200
+    body: bytes | None = None  # served verbatim instead of the key set
+    delay: float = 0.0  # seconds before answering
+    reset: bool = False  # send half a body, then reset the connection
+    cache_control: str | None = "public, max-age=600"
+
+
+@dataclass
+class FakeIssuer:
+    issuer_id: str = "iss_local"
+    audience: str = AUDIENCE
+    keys: list[SigningKey] = field(default_factory=list)  # published; the last one signs
+    extra_jwks: list[dict[str, Any]] = field(default_factory=list)  # raw JWKs to publish too
+    clients: dict[str, Client] = field(default_factory=default_clients)
+    faults: Faults = field(default_factory=Faults)
+    jwks_hits: int = 0
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            self.keys.append(make_key("ES256"))
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/{self.issuer_id}"
+
+    @property
+    def signer(self) -> SigningKey:
+        return self.keys[-1]
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.jwk() for k in self.keys] + self.extra_jwks}
+
+    def mint(self, key: SigningKey | None = None, **overrides: Any) -> str:
+        """A valid access token from this issuer (see tests.support.tokens.mint)."""
+        return mint(key or self.signer, self.url, self.audience, **overrides)
+
+    def rotate(self, alg: str = "ES256") -> SigningKey:
+        """Publish a new signing key beside the old one (retire the old one later)."""
+        key = make_key(alg)
+        with self._lock:
+            self.keys.append(key)
+        return key
+
+    def retire(self, kid: str) -> None:
+        with self._lock:
+            self.keys = [k for k in self.keys if k.kid != kid]
+
+    def start(self) -> FakeIssuer:
+        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+        server.daemon_threads = True
+        self._server = server
+        self.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def issue(self, form: dict[str, list[str]], authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """The token endpoint's logic: (status, JSON body), RFC 6749 §4.4 and §5.2."""
+        client_id, secret = _basic_credentials(authorization)
+        if any(len(values) > 1 for values in form.values()):
+            return 400, _oauth_error("invalid_request", "repeated parameter")
+        grant = form.get("grant_type", [None])[0]
+        if grant is None:
+            return 400, _oauth_error("invalid_request", "grant_type is required")
+        client = self.clients.get(client_id or "")
+        if client is None or secret is None or secret != client.secret:
+            return 401, _oauth_error("invalid_client", "client authentication failed")
+        if grant != "client_credentials":
+            return 400, _oauth_error("unsupported_grant_type", f"{grant} is not supported")
+        requested = form.get("scope", [None])[0]
+        wanted = set(requested.split()) if requested is not None else set(client.scopes)
+        wanted.discard("openid")  # client_credentials issues no ID token, so never openid
+        refused = sorted(wanted - client.scopes)
+        if refused:
+            return 400, _oauth_error("invalid_scope", f"not allowed: {' '.join(refused)}")
+        now = int(time.time())
+        token = self.mint(
+            sub=client_id,
+            client_id=client_id,
+            scope=" ".join(sorted(wanted)),
+            iat=now,
+            exp=now + TOKEN_LIFETIME,
+        )
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME,
+            "scope": " ".join(sorted(wanted)),
+        }
+
+
+@contextmanager
+def running(issuer: FakeIssuer | None = None) -> Iterator[FakeIssuer]:
+    server = (issuer or FakeIssuer()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _oauth_error(code: str, description: str) -> dict[str, Any]:
+    return {"error": code, "error_description": description}
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str | None, str | None]:
+    if not authorization or not authorization[:6].lower() == "basic ":
+        return None, None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    client_id, sep, secret = decoded.partition(":")
+    return (client_id, secret) if sep else (None, None)
+
+
+def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: tests and the demo print their own lines
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != f"/{issuer.issuer_id}/jwks.json":
+                self._send(404, {"error": "not_found"})
+                return
+            with issuer._lock:
+                issuer.jwks_hits += 1
+                faults = issuer.faults
+                body = faults.body if faults.body is not None else json.dumps(issuer.jwks()).encode()
+            if faults.delay:
+                time.sleep(faults.delay)
+            if faults.reset:
+                self._reset_midway(body)
+                return
+            headers = {"cache-control": faults.cache_control} if faults.cache_control else {}
+            self._send_bytes(faults.status, body, "application/json", headers)
+
+        def do_POST(self) -> None:
+            if self.path != f"/{issuer.issuer_id}/token":
+                self._send(404, {"error": "not_found"})
+                return
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length).decode("utf-8", "replace")
+            if not (self.headers.get("content-type") or "").startswith(
+                "application/x-www-form-urlencoded"
+            ):
+                self._send(400, _oauth_error("invalid_request", "expected a form body"))
+                return
+            status, body = issuer.issue(parse_qs(raw), self.headers.get("authorization"))
+            extra = {"www-authenticate": 'Basic realm="token"'} if status == 401 else {}
+            self._send(status, body, {"cache-control": "no-store", **extra})
+
+        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            self._send_bytes(status, json.dumps(body).encode(), "application/json", headers or {})
+
+        def _send_bytes(self, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("content-type", ctype)
+            self.send_header("content-length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _reset_midway(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+    return Handler

@@ -1,0 +1,85 @@
+"""The one token factory: every test and script mints and forges tokens here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from typing import Any
+
+from jwt.algorithms import get_default_algorithms
+
+from tests.support.keys import SigningKey
+
+ISSUER = "http://127.0.0.1/issuer"  # replaced by the fake issuer's real URL in tests
+AUDIENCE = "https://api.example.com"
+_ALGS = get_default_algorithms()
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def claims(issuer: str, audience: str = AUDIENCE, **overrides: Any) -> dict[str, Any]:
+    """AuthPI-shaped access-token claims; an override of None drops the claim."""
+    now = int(time.time())
+    base: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": "client_demo",
+        "client_id": "client_demo",
+        "iat": now,
+        "exp": now + 300,
+        "jti": secrets.token_hex(8),
+        "scope": "read:reports",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def header(key: SigningKey, **overrides: Any) -> dict[str, Any]:
+    """The at+jwt header for key; an override of None drops the member."""
+    base: dict[str, Any] = {"alg": key.alg, "typ": "at+jwt", "kid": key.kid}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def encode_part(part: dict[str, Any] | bytes) -> str:
+    return b64url(part if isinstance(part, bytes) else json.dumps(part).encode())
+
+
+def sign(key: SigningKey, head: dict[str, Any] | bytes, payload: dict[str, Any] | bytes,
+         alg: str | None = None) -> str:
+    """A compact JWS over any header and payload (bytes are used verbatim), signed by key
+    with alg (default: the key's own); PyJWT's algorithm objects produce the signature."""
+    signing_input = f"{encode_part(head)}.{encode_part(payload)}"
+    algorithm = _ALGS[alg or key.alg]
+    signature = algorithm.sign(signing_input.encode(), key.private)
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def mint(key: SigningKey, issuer: str, audience: str = AUDIENCE, *,
+         head: dict[str, Any] | None = None, **claim_overrides: Any) -> str:
+    """A valid access token unless the overrides make it otherwise."""
+    return sign(key, head if head is not None else header(key),
+                claims(issuer, audience, **claim_overrides))
+
+
+def segments(token: str) -> list[str]:
+    return token.split(".")
+
+
+def with_payload(token: str, payload: dict[str, Any]) -> str:
+    """Swap the payload, keep the old signature: the classic tampering attempt."""
+    head, _, signature = token.split(".")
+    return f"{head}.{encode_part(payload)}.{signature}"
+
+
+def edit_signature(token: str, position: int = 5) -> str:
+    """Change one character of the signature, to another that changes the decoded bytes."""
+    head, payload, signature = token.split(".")
+    index = position % (len(signature) - 1)  # never the last char: its low bits may be unused
+    replacement = "A" if signature[index] != "A" else "B"
+    signature = signature[:index] + replacement + signature[index + 1:]
+    return f"{head}.{payload}.{signature}"

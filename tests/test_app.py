@@ -1,0 +1,122 @@
+"""The quickstart's matrix through the full request path (app → auth → tokens → jwks)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from authpi_worker.app import handle
+from authpi_worker.auth import Verifier
+from authpi_worker.errors import ServerMisconfigured
+from tests.conftest import Call, body
+from tests.support.issuer import FakeIssuer
+from tests.support.tokens import edit_signature, with_payload
+
+
+async def test_root_is_public(call: Call) -> None:
+    reply = await call("/")
+    assert (reply.status, reply.body) == (200, '{"status":"ok"}')
+    assert "www-authenticate" not in reply.headers
+
+
+async def test_me_without_token_is_401_with_bare_bearer_challenge(call: Call) -> None:
+    reply = await call("/me")
+    assert (reply.status, reply.body) == (401, '{"error":"unauthorized"}')
+    assert reply.headers["www-authenticate"] == "Bearer"
+
+
+async def test_me_with_valid_token_shows_sub_and_scope(call: Call, issuer: FakeIssuer) -> None:
+    reply = await call("/me", issuer.mint(sub="client_a", scope="read:reports openid"))
+    assert reply.status == 200
+    assert reply.body == '{"sub":"client_a","scope":"read:reports openid"}'
+
+
+async def test_me_without_scope_claim_omits_it_like_json_stringify(call: Call, issuer: FakeIssuer) -> None:
+    reply = await call("/me", issuer.mint(sub="client_a", scope=None))
+    assert (reply.status, body(reply)) == (200, {"sub": "client_a"})
+
+
+async def test_reports_with_scope(call: Call, issuer: FakeIssuer) -> None:
+    reply = await call("/reports", issuer.mint(sub="client_a", scope="read:profile read:reports"))
+    assert (reply.status, reply.body) == (200, '{"reports":[],"requested_by":"client_a"}')
+
+
+async def test_reports_without_scope_is_403_with_scope_challenge(call: Call, issuer: FakeIssuer) -> None:
+    reply = await call("/reports", issuer.mint(scope="read:profile"))
+    assert (reply.status, reply.body) == (403, '{"error":"insufficient_scope"}')
+    assert reply.headers["www-authenticate"] == 'Bearer error="insufficient_scope", scope="read:reports"'
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["read:reports2", "READ:REPORTS", "read:report", "xread:reports", "read:reports,other",
+     " read:reports", ["read:reports"], {"read:reports": True}, 1, True, ""],
+)
+async def test_scope_tricks_are_403(call: Call, issuer: FakeIssuer, scope: object) -> None:
+    reply = await call("/reports", issuer.mint(scope=scope))
+    assert reply.status == (200 if scope == " read:reports" else 403)
+
+
+async def test_unknown_path_with_valid_token_is_404(call: Call, issuer: FakeIssuer) -> None:
+    reply = await call("/admin", issuer.mint())
+    assert (reply.status, reply.body) == (404, '{"error":"not_found"}')
+
+
+async def test_unknown_path_without_token_is_401(call: Call) -> None:
+    assert (await call("/admin")).status == 401
+
+
+async def test_tampered_payload_with_old_signature_is_401(call: Call, issuer: FakeIssuer) -> None:
+    token = issuer.mint(scope="read:profile")
+    forged = with_payload(token, {**_claims(token), "scope": "read:reports"})
+    reply = await call("/reports", forged)
+    assert reply.status == 401
+    assert 'error="invalid_token"' in reply.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("position", [0, 10, 40, 80])
+async def test_one_signature_character_edited_is_401(call: Call, issuer: FakeIssuer, position: int) -> None:
+    assert (await call("/me", edit_signature(issuer.mint(), position))).status == 401
+
+
+async def test_misconfigured_env_is_500_on_protected_routes_only(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> Verifier:
+        raise ServerMisconfigured("AUTHPI_ISSUER_URL", "is missing")
+
+    assert (await handle("/", None, broken)).status == 200
+    with caplog.at_level(logging.WARNING, "authpi_worker"):
+        reply = await handle("/me", "Bearer x.y.z", broken)
+    assert (reply.status, reply.body) == (500, '{"error":"server_misconfigured"}')
+    assert "AUTHPI_ISSUER_URL" in caplog.text
+
+
+async def test_unexpected_error_is_json_500_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    def bug() -> Verifier:
+        raise KeyError("boom")
+
+    with caplog.at_level(logging.WARNING, "authpi_worker"):
+        reply = await handle("/me", "Bearer secret.token.value", bug)
+    assert (reply.status, reply.body) == (500, '{"error":"internal_error"}')
+    assert "secret.token.value" not in caplog.text and "KeyError" in caplog.text
+
+
+async def test_rejections_log_one_json_line_with_reason_kid_and_path_never_the_token(
+    call: Call, issuer: FakeIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = issuer.mint(exp=1)
+    with caplog.at_level(logging.WARNING, "authpi_worker"):
+        await call("/me", token)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if "request_rejected" in r.getMessage()]
+    assert lines == [{"event": "request_rejected", "status": 401, "reason": "expired",
+                      "path": "/me", "kid": issuer.signer.kid}]
+    assert token not in caplog.text
+    assert token.split(".")[2] not in caplog.text
+
+
+def _claims(token: str) -> dict[str, object]:
+    import base64
+
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
