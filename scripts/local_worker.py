@@ -37,7 +37,9 @@ async def httpx_fetcher(url: str, edge_ttl: int | None) -> Fetched:
     """The JWKS over real HTTP from CPython (there is no edge cache here to use or bypass)."""
     async with httpx.AsyncClient(follow_redirects=False) as client:
         response = await client.get(url, headers={"accept": "application/json"})
-        return Fetched(response.status_code, response.content, response.headers.get("cache-control"))
+        return Fetched(
+            response.status_code, response.content, response.headers.get("cache-control")
+        )
 
 
 def load_vars(project: Path = PROJECT, environ: Mapping[str, str] = os.environ) -> dict[str, str]:

@@ -65,9 +65,13 @@ def verifier(settings: Settings, clock: Clock) -> Verifier:
 def call(verifier: Verifier) -> Call:
     """Drive the full request path: (path, token or authorization) → Reply."""
 
-    async def call(path: str, token: str | None = None, *, authorization: str | None = None) -> Reply:
-        header = authorization if authorization is not None else (
-            f"Bearer {token}" if token is not None else None
+    async def call(
+        path: str, token: str | None = None, *, authorization: str | None = None
+    ) -> Reply:
+        header = (
+            authorization
+            if authorization is not None
+            else (f"Bearer {token}" if token is not None else None)
         )
         return await handle(path, header, lambda: verifier)
 

@@ -33,7 +33,9 @@ async def test_me_with_valid_token_shows_sub_and_scope(call: Call, issuer: FakeI
     assert reply.body == '{"sub":"client_a","scope":"read:reports openid"}'
 
 
-async def test_me_without_scope_claim_omits_it_like_json_stringify(call: Call, issuer: FakeIssuer) -> None:
+async def test_me_without_scope_claim_omits_it_like_json_stringify(
+    call: Call, issuer: FakeIssuer
+) -> None:
     reply = await call("/me", issuer.mint(sub="client_a", scope=None))
     assert (reply.status, body(reply)) == (200, {"sub": "client_a"})
 
@@ -43,16 +45,32 @@ async def test_reports_with_scope(call: Call, issuer: FakeIssuer) -> None:
     assert (reply.status, reply.body) == (200, '{"reports":[],"requested_by":"client_a"}')
 
 
-async def test_reports_without_scope_is_403_with_scope_challenge(call: Call, issuer: FakeIssuer) -> None:
+async def test_reports_without_scope_is_403_with_scope_challenge(
+    call: Call, issuer: FakeIssuer
+) -> None:
     reply = await call("/reports", issuer.mint(scope="read:profile"))
     assert (reply.status, reply.body) == (403, '{"error":"insufficient_scope"}')
-    assert reply.headers["www-authenticate"] == 'Bearer error="insufficient_scope", scope="read:reports"'
+    assert (
+        reply.headers["www-authenticate"]
+        == 'Bearer error="insufficient_scope", scope="read:reports"'
+    )
 
 
 @pytest.mark.parametrize(
     "scope",
-    ["read:reports2", "READ:REPORTS", "read:report", "xread:reports", "read:reports,other",
-     " read:reports", ["read:reports"], {"read:reports": True}, 1, True, ""],
+    [
+        "read:reports2",
+        "READ:REPORTS",
+        "read:report",
+        "xread:reports",
+        "read:reports,other",
+        " read:reports",
+        ["read:reports"],
+        {"read:reports": True},
+        1,
+        True,
+        "",
+    ],
 )
 async def test_scope_tricks_are_403(call: Call, issuer: FakeIssuer, scope: object) -> None:
     reply = await call("/reports", issuer.mint(scope=scope))
@@ -77,11 +95,15 @@ async def test_tampered_payload_with_old_signature_is_401(call: Call, issuer: Fa
 
 
 @pytest.mark.parametrize("position", [0, 10, 40, 80])
-async def test_one_signature_character_edited_is_401(call: Call, issuer: FakeIssuer, position: int) -> None:
+async def test_one_signature_character_edited_is_401(
+    call: Call, issuer: FakeIssuer, position: int
+) -> None:
     assert (await call("/me", edit_signature(issuer.mint(), position))).status == 401
 
 
-async def test_misconfigured_env_is_500_on_protected_routes_only(caplog: pytest.LogCaptureFixture) -> None:
+async def test_misconfigured_env_is_500_on_protected_routes_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def broken() -> Verifier:
         raise ServerMisconfigured("AUTHPI_ISSUER_URL", "is missing")
 
@@ -92,7 +114,9 @@ async def test_misconfigured_env_is_500_on_protected_routes_only(caplog: pytest.
     assert "AUTHPI_ISSUER_URL" in caplog.text
 
 
-async def test_unexpected_error_is_json_500_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
+async def test_unexpected_error_is_json_500_without_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def bug() -> Verifier:
         raise KeyError("boom")
 
@@ -108,9 +132,18 @@ async def test_rejections_log_one_json_line_with_reason_kid_and_path_never_the_t
     token = issuer.mint(exp=1)
     with caplog.at_level(logging.WARNING, "authpi_worker"):
         await call("/me", token)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if "request_rejected" in r.getMessage()]
-    assert lines == [{"event": "request_rejected", "status": 401, "reason": "expired",
-                      "path": "/me", "kid": issuer.signer.kid}]
+    lines = [
+        json.loads(r.getMessage()) for r in caplog.records if "request_rejected" in r.getMessage()
+    ]
+    assert lines == [
+        {
+            "event": "request_rejected",
+            "status": 401,
+            "reason": "expired",
+            "path": "/me",
+            "kid": issuer.signer.kid,
+        }
+    ]
     assert token not in caplog.text
     assert token.split(".")[2] not in caplog.text
 

@@ -51,5 +51,7 @@ def _tolerance(value: object) -> int:
         return 0
     text = str(value).strip()
     if not (text.isascii() and text.isdigit()) or int(text) > MAX_CLOCK_TOLERANCE:
-        raise ServerMisconfigured(TOLERANCE_VAR, f"must be whole seconds from 0 to {MAX_CLOCK_TOLERANCE}")
+        raise ServerMisconfigured(
+            TOLERANCE_VAR, f"must be whole seconds from 0 to {MAX_CLOCK_TOLERANCE}"
+        )
     return int(text)

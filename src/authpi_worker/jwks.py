@@ -27,6 +27,7 @@ FETCH_TIMEOUT = 5  # jose's timeoutDuration: a hung issuer must not hold the req
 STALE_IF_ERROR = 86_400  # keep the last good set this long past expiry while refreshes fail
 RETRY_AFTER = 5  # after a failed fetch, wait this long before the next attempt (and say so)
 
+
 @dataclass(frozen=True, slots=True)
 class Fetched:
     """What a fetcher returns: the status, the raw body and the Cache-Control header."""
@@ -148,4 +149,3 @@ def max_age(cache_control: str | None) -> int:
     if match is None:
         return JWKS_MAX_AGE
     return min(MAX_MAX_AGE, max(MIN_MAX_AGE, int(match.group(1)[:9])))
-

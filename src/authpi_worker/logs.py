@@ -10,7 +10,7 @@ MAX_FIELD = 200  # kids and paths come from the caller: keep a hostile one from 
 
 
 def log_event(event: str, **fields: object) -> None:
-    record = {"event": event}
+    record: dict[str, object] = {"event": event}
     record.update({k: _clip(v) for k, v in fields.items() if v is not None})
     logger.warning(json.dumps(record, separators=(",", ":")))
 

@@ -49,4 +49,3 @@ def refusal(denied: Denied) -> Reply:
     if isinstance(denied, ServerMisconfigured):
         return json_reply({"error": "server_misconfigured"}, 500)
     return json_reply({"error": "internal_error"}, 500)
-

@@ -31,7 +31,7 @@ MAX_TOKEN_BYTES = 8192
 _VERIFIERS = {alg: get_default_algorithms()[alg] for alg in ALGORITHMS}
 # RFC 6750 §2.1: `Bearer` (any case), one or more spaces, one b64token.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
-_SCHEME = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr](?: |$)")
+_SCHEME = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr](?:\s|$)")
 # Three segments of unpadded base64url (RFC 7515 §7.1), nothing else.
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 

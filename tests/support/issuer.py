@@ -106,7 +106,9 @@ class FakeIssuer:
             self._server.server_close()
             self._server = None
 
-    def issue(self, form: dict[str, list[str]], authorization: str | None) -> tuple[int, dict[str, Any]]:
+    def issue(
+        self, form: dict[str, list[str]], authorization: str | None
+    ) -> tuple[int, dict[str, Any]]:
         """The token endpoint's logic: (status, JSON body), RFC 6749 §4.4 and §5.2."""
         client_id, secret = _basic_credentials(authorization)
         if any(len(values) > 1 for values in form.values()):
@@ -155,7 +157,7 @@ def _oauth_error(code: str, description: str) -> dict[str, Any]:
 
 
 def _basic_credentials(authorization: str | None) -> tuple[str | None, str | None]:
-    if not authorization or not authorization[:6].lower() == "basic ":
+    if not authorization or authorization[:6].lower() != "basic ":
         return None, None
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
@@ -179,7 +181,9 @@ def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
             with issuer._lock:
                 issuer.jwks_hits += 1
                 faults = issuer.faults
-                body = faults.body if faults.body is not None else json.dumps(issuer.jwks()).encode()
+                body = (
+                    faults.body if faults.body is not None else json.dumps(issuer.jwks()).encode()
+                )
             if faults.delay:
                 time.sleep(faults.delay)
             if faults.reset:
@@ -203,10 +207,14 @@ def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
             extra = {"www-authenticate": 'Basic realm="token"'} if status == 401 else {}
             self._send(status, body, {"cache-control": "no-store", **extra})
 
-        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        def _send(
+            self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             self._send_bytes(status, json.dumps(body).encode(), "application/json", headers or {})
 
-        def _send_bytes(self, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
+        def _send_bytes(
+            self, status: int, body: bytes, ctype: str, headers: dict[str, str]
+        ) -> None:
             self.send_response(status)
             self.send_header("content-type", ctype)
             self.send_header("content-length", str(len(body)))

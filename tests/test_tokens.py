@@ -1,0 +1,325 @@
+"""Every token rule, each with the hostile input it exists to stop, through the full path."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from authpi_worker.tokens import MAX_TOKEN_BYTES, bearer_token, parse
+from tests.conftest import Call, body
+from tests.support.issuer import FakeIssuer
+from tests.support.keys import SigningKey, make_key
+from tests.support.tokens import (
+    b64url,
+    claims,
+    edit_signature,
+    encode_part,
+    header,
+    sign,
+    with_payload,
+)
+
+Keys = dict[str, SigningKey]
+Forge = Callable[[FakeIssuer, Keys], str]
+
+INVALID = 'Bearer error="invalid_token"'
+
+
+def _hs256_with_public_key(issuer: FakeIssuer, keys: Keys) -> str:
+    """The classic RS256→HS256 confusion: HMAC keyed with the issuer's public key."""
+    key = keys["RS256"]
+    secret = key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = f"{encode_part(header(key, alg='HS256'))}.{encode_part(claims(issuer.url))}"
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def _unsigned(alg: str) -> Forge:
+    def forge(issuer: FakeIssuer, keys: Keys) -> str:
+        head = encode_part({"alg": alg, "typ": "at+jwt", "kid": keys["ES256"].kid})
+        return f"{head}.{encode_part(claims(issuer.url))}.{b64url(b'x')}"
+
+    return forge
+
+
+def _other_alg(alg: str, curve: str = "") -> Forge:
+    """A correctly signed token in an algorithm we don't accept, its key published."""
+
+    def forge(issuer: FakeIssuer, keys: Keys) -> str:
+        key = make_key(alg, f"{alg.lower()}-extra", curve=curve)
+        jwk = key.jwk()
+        issuer.extra_jwks.append(jwk)
+        return sign(key, header(key), claims(issuer.url), alg=alg)
+
+    return forge
+
+
+def _es256_signature(issuer: FakeIssuer, keys: Keys, transform: Callable[[bytes], bytes]) -> str:
+    token = issuer.mint(keys["ES256"])
+    head, payload, signature = token.split(".")
+    raw = transform(_unb64(signature))
+    return f"{head}.{payload}.{b64url(raw)}"
+
+
+def _unb64(segment: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _der(raw: bytes) -> bytes:
+    return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+
+
+def _raw_payload(payload: bytes) -> Forge:
+    return lambda issuer, keys: sign(keys["ES256"], header(keys["ES256"]), payload)
+
+
+def _exp(value: str) -> Forge:
+    """A payload with exp spelled verbatim as JSON, signed correctly."""
+
+    def forge(issuer: FakeIssuer, keys: Keys) -> str:
+        base = claims(issuer.url, exp=None)
+        text = json.dumps(base)[:-1] + f', "exp": {value}}}'
+        return sign(keys["ES256"], header(keys["ES256"]), text.encode())
+
+    return forge
+
+
+def _non_canonical_signature(issuer: FakeIssuer, keys: Keys) -> str:
+    """Same signature bytes, second spelling: set the unused low bits of the last char."""
+    token = issuer.mint(keys["EdDSA"])  # 64 bytes → 86 chars, last char carries 4 unused bits
+    head, payload, signature = token.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet[alphabet.index(signature[-1]) | 1]
+    return f"{head}.{payload}.{signature[:-1]}{last}"
+
+
+HOSTILE: dict[str, Forge] = {
+    # Algorithms (RFC 8725 §3.1)
+    "alg none": _unsigned("none"),
+    "alg None": _unsigned("None"),
+    "alg NONE": _unsigned("NONE"),
+    "alg nOnE": _unsigned("nOnE"),
+    "alg none, empty signature": lambda i, k: _unsigned("none")(i, k).rsplit(".", 1)[0] + ".",
+    "HS256 keyed with the public key": _hs256_with_public_key,
+    "PS256": _other_alg("PS256"),
+    "ES384": _other_alg("ES384", "P-384"),
+    "alg es256 lower case": lambda i, k: sign(
+        k["ES256"], header(k["ES256"], alg="es256"), claims(i.url), alg="ES256"
+    ),
+    "ES256 header on the RSA kid": lambda i, k: sign(
+        k["ES256"], header(k["ES256"], kid=k["RS256"].kid), claims(i.url)
+    ),
+    "RS256 header on the ES256 kid": lambda i, k: sign(
+        k["RS256"], header(k["RS256"], kid=k["ES256"].kid), claims(i.url)
+    ),
+    "EdDSA header on the ES256 kid": lambda i, k: sign(
+        k["EdDSA"], header(k["EdDSA"], kid=k["ES256"].kid), claims(i.url)
+    ),
+    "attacker key under a real kid": lambda i, k: sign(
+        make_key("ES256", k["ES256"].kid), header(k["ES256"]), claims(i.url)
+    ),
+    "attacker key embedded as jwk header": lambda i, k: _embedded_jwk(i, k),
+    # typ (RFC 9068 §4)
+    "typ JWT": lambda i, k: i.mint(head=header(k["ES256"], typ="JWT")),
+    "typ missing": lambda i, k: i.mint(head=header(k["ES256"], typ=None)),
+    "typ at+jwt with parameters": lambda i, k: i.mint(head=header(k["ES256"], typ="at+jwt; v=1")),
+    "typ as a list": lambda i, k: i.mint(head=header(k["ES256"], typ=["at+jwt"])),
+    "ID-token shape": lambda i, k: i.mint(
+        head=header(k["ES256"], typ="JWT"), nonce="n", at_hash="x", aud="client_demo"
+    ),
+    "refresh-token shape (typ rt+jwt)": lambda i, k: i.mint(head=header(k["ES256"], typ="rt+jwt")),
+    # crit and unencoded payloads (RFC 7515 §4.1.11, RFC 7797)
+    "crit unknown": lambda i, k: i.mint(head=header(k["ES256"], crit=["urn:x"], **{"urn:x": 1})),
+    "crit empty list": lambda i, k: i.mint(head=header(k["ES256"], crit=[])),
+    "crit naming a registered claim": lambda i, k: i.mint(head=header(k["ES256"], crit=["exp"])),
+    "crit b64 false": lambda i, k: i.mint(head=header(k["ES256"], crit=["b64"], b64=False)),
+    # iss / aud
+    "iss with trailing slash": lambda i, k: i.mint(iss=i.url + "/"),
+    "iss in upper case": lambda i, k: i.mint(iss=i.url.upper()),
+    "iss missing": lambda i, k: i.mint(iss=None),
+    "aud other": lambda i, k: i.mint(aud="https://other.example.com"),
+    "aud list without ours": lambda i, k: i.mint(aud=["https://a.example", "https://b.example"]),
+    "aud missing": lambda i, k: i.mint(aud=None),
+    "aud with trailing slash": lambda i, k: i.mint(aud=i.audience + "/"),
+    # exp / nbf / iat (RFC 7519 §4.1.4, §2 NumericDate)
+    "expired": lambda i, k: i.mint(exp=1),
+    "exp missing": lambda i, k: i.mint(exp=None),
+    "exp as a string": lambda i, k: i.mint(exp="9999999999"),
+    "exp true": lambda i, k: i.mint(exp=True),
+    "exp null": _exp("null"),
+    "exp Infinity": _exp("Infinity"),
+    "exp NaN": _exp("NaN"),
+    "exp 1e400 (overflows to inf)": _exp("1e400"),
+    "nbf in the future": lambda i, k: i.mint(nbf=10**10),
+    "nbf as a string": lambda i, k: i.mint(nbf="0"),
+    "iat in the future": lambda i, k: i.mint(iat=10**10),
+    "iat as a bool": lambda i, k: i.mint(iat=False),
+    # sub
+    "sub missing": lambda i, k: i.mint(sub=None),
+    "sub not a string": lambda i, k: i.mint(sub=12345),
+    "sub empty": lambda i, k: i.mint(sub=""),
+    # signatures
+    "payload edited, old signature": lambda i, k: with_payload(i.mint(scope="x"), claims(i.url)),
+    "one signature character edited": lambda i, k: edit_signature(i.mint()),
+    "DER ECDSA signature": lambda i, k: _es256_signature(i, k, _der),
+    "ECDSA r=s=0": lambda i, k: _es256_signature(i, k, lambda raw: bytes(64)),
+    "ECDSA signature truncated": lambda i, k: _es256_signature(i, k, lambda raw: raw[:63]),
+    "non-canonical base64url signature": _non_canonical_signature,
+    "empty signature": lambda i, k: i.mint().rsplit(".", 1)[0] + ".",
+    # structure
+    "2 segments": lambda i, k: ".".join(i.mint().split(".")[:2]),
+    "4 segments": lambda i, k: i.mint() + ".e30",
+    "5 segments (JWE shape)": lambda i, k: i.mint() + ".e30.e30",
+    "padded base64": lambda i, k: i.mint().replace(".", "=.", 1),
+    "standard base64 alphabet": lambda i, k: "+" + i.mint()[1:],
+    "non-JSON payload": _raw_payload(b"not json"),
+    "payload a JSON array": _raw_payload(b'["sub"]'),
+    "payload not UTF-8": _raw_payload(b'{"sub":"\xff"}'),
+    "payload UTF-16 JSON": _raw_payload('{"sub":"x"}'.encode("utf-16")),
+    "duplicate claim names": _exp('2000000000, "sub": "a", "sub": "b"'),
+    "header not JSON": lambda i, k: "bm90IGpzb24." + i.mint().split(".", 1)[1],
+    "deeply nested payload": _raw_payload(b"[" * 3000 + b"]" * 3000),
+    "oversize token": lambda i, k: i.mint(pad="x" * MAX_TOKEN_BYTES),
+    # kid (looked up, never interpreted)
+    "kid path traversal": lambda i, k: sign(
+        k["ES256"], header(k["ES256"], kid="../../../etc/passwd"), claims(i.url)
+    ),
+    "kid SQL injection": lambda i, k: sign(
+        k["ES256"], header(k["ES256"], kid="x' OR '1'='1"), claims(i.url)
+    ),
+    "kid with CRLF and NUL": lambda i, k: sign(
+        k["ES256"], header(k["ES256"], kid="a\r\nb\x00c"), claims(i.url)
+    ),
+    "kid as an object": lambda i, k: sign(
+        k["ES256"], header(k["ES256"], kid={"$ne": None}), claims(i.url)
+    ),
+    "kid empty": lambda i, k: sign(k["ES256"], header(k["ES256"], kid=""), claims(i.url)),
+}
+
+
+def _embedded_jwk(issuer: FakeIssuer, keys: Keys) -> str:
+    attacker = make_key("ES256", keys["ES256"].kid)
+    head = header(
+        attacker, jwk=attacker.jwk(), jku="http://127.0.0.1:9/jwks.json", x5u="http://127.0.0.1:9/x"
+    )
+    return sign(attacker, head, claims(issuer.url))
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_hostile_token_is_401_invalid_token(
+    name: str, call: Call, issuer: FakeIssuer, keys: Keys
+) -> None:
+    token = HOSTILE[name](issuer, keys)
+    reply = await call("/reports", token)
+    assert reply.status == 401, reply.body
+    assert body(reply) == {"error": "unauthorized"}
+    assert reply.headers["www-authenticate"].startswith(INVALID)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256"])
+async def test_each_allowed_algorithm_verifies(
+    call: Call, issuer: FakeIssuer, keys: Keys, alg: str
+) -> None:
+    reply = await call("/reports", issuer.mint(keys[alg]))
+    assert reply.status == 200
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"])
+async def test_typ_is_compared_case_insensitively(
+    call: Call, issuer: FakeIssuer, keys: Keys, typ: str
+) -> None:
+    assert (await call("/me", issuer.mint(head=header(keys["ES256"], typ=typ)))).status == 200
+
+
+async def test_aud_list_containing_ours_is_accepted(call: Call, issuer: FakeIssuer) -> None:
+    assert (
+        await call("/me", issuer.mint(aud=["https://other.example", issuer.audience]))
+    ).status == 200
+
+
+async def test_jku_x5u_jwk_x5c_headers_are_ignored(
+    call: Call, issuer: FakeIssuer, keys: Keys
+) -> None:
+    """A valid token that also names other key sources: they are never consulted."""
+    key = keys["ES256"]
+    head = header(
+        key,
+        jku="http://127.0.0.1:9/evil.json",
+        x5u="http://127.0.0.1:9/x",
+        x5c=["AAAA"],
+        jwk=make_key("ES256").jwk(),
+    )
+    hits = issuer.jwks_hits
+    assert (await call("/me", issuer.mint(head=head))).status == 200
+    assert issuer.jwks_hits == hits + 1  # only our own JWKS was fetched
+
+
+async def test_token_without_kid_uses_the_only_key_of_its_alg(
+    call: Call, issuer: FakeIssuer, keys: Keys
+) -> None:
+    assert (
+        await call("/me", issuer.mint(keys["EdDSA"], head=header(keys["EdDSA"], kid=None)))
+    ).status == 200
+
+
+async def test_error_description_reveals_nothing_of_the_token(
+    call: Call, issuer: FakeIssuer
+) -> None:
+    reply = await call("/me", issuer.mint(iss="https://evil.example"))
+    assert reply.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="unexpected issuer"'
+    )
+    assert "evil" not in json.dumps(reply.headers) + reply.body
+
+
+@pytest.mark.parametrize(
+    ("authorization", "challenge"),
+    [
+        ("", "Bearer"),
+        ("Basic dXNlcjpwYXNz", "Bearer"),
+        ("Bearertoken", "Bearer"),
+        ("Digest username=x", "Bearer"),
+        ("Bearer", INVALID),
+        ("Bearer ", INVALID),
+        ("Bearer a b", INVALID),
+        ("Bearer\ta.b.c", INVALID),
+        ("Bearer a.b.c, Bearer d.e.f", INVALID),
+        ("Bearer ä.b.c", INVALID),
+        ("Bearer " + "a" * (MAX_TOKEN_BYTES + 100), INVALID),
+    ],
+)
+async def test_authorization_header_forms(call: Call, authorization: str, challenge: str) -> None:
+    reply = await call("/me", authorization=authorization)
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"].startswith(challenge)
+    if challenge == "Bearer":
+        assert reply.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("scheme", ["Bearer ", "bearer ", "BEARER ", "bEaReR ", "Bearer   "])
+async def test_bearer_scheme_is_case_insensitive_with_one_or_more_spaces(
+    call: Call, issuer: FakeIssuer, scheme: str
+) -> None:
+    assert (await call("/me", authorization=scheme + issuer.mint())).status == 200
+
+
+def test_size_cap_applies_before_any_parsing() -> None:
+    """An 8 KiB+ header is refused by length alone: the regex never sees it."""
+    from authpi_worker.errors import InvalidToken
+
+    with pytest.raises(InvalidToken) as caught:
+        bearer_token("Bearer " + "a." * 10_000)
+    assert caught.value.reason == "too_large"
+    with pytest.raises(InvalidToken) as caught:
+        parse("a" * (MAX_TOKEN_BYTES + 1))
+    assert caught.value.reason == "too_large"
