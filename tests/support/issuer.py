@@ -97,7 +97,7 @@ class FakeIssuer:
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
