@@ -47,7 +47,9 @@ def test_a_jwk_without_alg_is_usable_for_the_alg_its_kty_implies(keys: Keys, alg
         (lambda: make_key("ES256"), {"kty": "oct", "k": "c2VjcmV0"}, "kty/crv"),
     ],
 )
-def test_unusable_jwks_are_refused_with_a_reason(make: Any, extra: dict[str, Any], problem: str) -> None:
+def test_unusable_jwks_are_refused_with_a_reason(
+    make: Any, extra: dict[str, Any], problem: str
+) -> None:
     with pytest.raises(ValueError, match=problem):
         parse_jwk(make().jwk(**extra))
 

@@ -11,7 +11,14 @@ from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, TOLERANCE_VAR, Settin
 from authpi_worker.errors import Denied, InvalidToken
 from authpi_worker.jwks import Fetcher, KeyCache
 from authpi_worker.token_cache import TokenCache
-from authpi_worker.tokens import bearer_token, check_claims, check_times, parse, verify_signature
+from authpi_worker.tokens import (
+    Parsed,
+    bearer_token,
+    check_claims,
+    check_times,
+    parse,
+    verify_signature,
+)
 from authpi_worker.tokens import claims as claims_of
 
 Claims = Mapping[str, Any]
@@ -34,7 +41,7 @@ class Verifier:
         now = self._clock()
         cache_key = TokenCache.key(token)
         if self.keys.fresh(now):
-            cached = self.tokens.get(cache_key, self.keys.version)
+            cached = self.tokens.get(cache_key)
             if cached is not None:
                 try:
                     check_times(cached, self.settings.clock_tolerance, now)
@@ -44,14 +51,20 @@ class Verifier:
                 return cached
         parsed = parse(token)
         try:
-            key = await self.keys.key_for(parsed.kid, parsed.alg)
-            verify_signature(parsed, key.key)
-            claims = claims_of(parsed)
-            check_claims(claims, self.settings, self._clock())
+            claims = await self._verify(parsed)
         except Denied as denied:
             denied.kid = parsed.kid
             raise
-        self.tokens.put(cache_key, claims, self.keys.version)
+        finally:
+            self.tokens.sync(self.keys.version)  # a refresh may have changed the keys
+        self.tokens.put(cache_key, claims)
+        return claims
+
+    async def _verify(self, parsed: Parsed) -> Claims:
+        key = await self.keys.key_for(parsed.kid, parsed.alg)
+        verify_signature(parsed, key.key)
+        claims = claims_of(parsed)
+        check_claims(claims, self.settings, self._clock())
         return claims
 
 

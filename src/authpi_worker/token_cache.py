@@ -12,7 +12,7 @@ TOKEN_CACHE_SIZE = 1024  # entries per isolate; ~1 KiB each, so about 1 MiB at m
 
 
 class TokenCache:
-    """A bounded LRU from sha256(token) to its verified claims, tied to one key-set version."""
+    """A bounded LRU from sha256(token) to its verified claims, for one key-set version."""
 
     def __init__(self, size: int = TOKEN_CACHE_SIZE) -> None:
         self.size = size
@@ -26,23 +26,23 @@ class TokenCache:
     def key(token: str) -> bytes:
         return hashlib.sha256(token.encode()).digest()
 
-    def get(self, key: bytes, version: int) -> Mapping[str, Any] | None:
-        if version != self.version:  # the key set changed: forget everything it vouched for
+    def sync(self, version: int) -> None:
+        """The key set changed: forget every token it vouched for (a removed key must stop
+        its tokens at once)."""
+        if version != self.version:
             self._entries.clear()
             self.version = version
-            return None
+
+    def get(self, key: bytes) -> Mapping[str, Any] | None:
         claims = self._entries.get(key)
         if claims is not None:
             self._entries.move_to_end(key)
         return claims
 
-    def put(self, key: bytes, claims: Mapping[str, Any], version: int) -> None:
-        if version != self.version:
-            self._entries.clear()
-            self.version = version
+    def put(self, key: bytes, claims: Mapping[str, Any]) -> None:
         self._entries[key] = claims
         self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
+        if len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
     def drop(self, key: bytes) -> None:

@@ -1,0 +1,224 @@
+"""The JWKS cache policy against a real fake issuer, with an injectable clock (no sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from authpi_worker.auth import Verifier
+from authpi_worker.config import Settings
+from authpi_worker.jwks import (
+    COOLDOWN,
+    JWKS_MAX_AGE,
+    MAX_MAX_AGE,
+    MIN_MAX_AGE,
+    RETRY_AFTER,
+    STALE_IF_ERROR,
+    Fetched,
+    max_age,
+)
+from scripts.local_worker import httpx_fetcher
+from tests.conftest import Call, Clock
+from tests.support.issuer import FakeIssuer
+from tests.support.keys import SigningKey, make_key
+
+
+class Recorder:
+    """The real HTTP fetcher, recording the edge_ttl each call asked for."""
+
+    def __init__(self) -> None:
+        self.edge_ttls: list[int | None] = []
+
+    async def __call__(self, url: str, edge_ttl: int | None) -> Fetched:
+        self.edge_ttls.append(edge_ttl)
+        return await httpx_fetcher(url, edge_ttl)
+
+
+def now_token(issuer: FakeIssuer, clock: Clock, key: SigningKey | None = None) -> str:
+    """A token valid at the test clock's now (tests move the clock past real time)."""
+    return issuer.mint(key, iat=int(clock.now), exp=int(clock.now) + 300)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def verifier(settings: Settings, clock: Clock, recorder: Recorder) -> Verifier:
+    return Verifier(settings, recorder, clock)
+
+
+async def test_many_requests_one_fetch(call: Call, issuer: FakeIssuer, verifier: Verifier) -> None:
+    for _ in range(50):
+        assert (await call("/me", issuer.mint())).status == 200
+    assert issuer.jwks_hits == 1 and verifier.keys.fetches == 1
+
+
+async def test_nothing_is_fetched_until_a_protected_request(call: Call, issuer: FakeIssuer) -> None:
+    assert (await call("/")).status == 200
+    assert (await call("/me")).status == 401  # no token: no reason to fetch keys either
+    assert issuer.jwks_hits == 0
+
+
+async def test_rotation_is_seen_after_one_refetch_past_the_edge_cache(
+    call: Call, issuer: FakeIssuer, clock: Clock, recorder: Recorder
+) -> None:
+    assert (await call("/me", issuer.mint())).status == 200
+    new_key = issuer.rotate()
+    clock.advance(COOLDOWN)
+    assert (await call("/me", issuer.mint(new_key))).status == 200
+    assert issuer.jwks_hits == 2
+    assert recorder.edge_ttls == [JWKS_MAX_AGE, None]  # the refetch bypassed the edge cache
+
+
+async def test_unknown_kid_within_the_cooldown_is_401_without_a_fetch(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    assert (await call("/me", issuer.mint())).status == 200
+    clock.advance(COOLDOWN - 1)
+    stranger = make_key("ES256")
+    reply = await call("/me", issuer.mint(stranger))
+    assert reply.status == 401 and "invalid_token" in reply.headers["www-authenticate"]
+    assert issuer.jwks_hits == 1
+
+
+async def test_unknown_kid_flood_costs_at_most_one_refetch_per_cooldown(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    assert (await call("/me", issuer.mint())).status == 200
+    clock.advance(COOLDOWN)
+    forged = [issuer.mint(make_key("ES256", f"kid-{n}")) for n in range(20)]
+    replies = await asyncio.gather(*(call("/me", token) for token in forged))  # in flight together
+    replies += [await call("/me", token) for token in forged]
+    assert {r.status for r in replies} == {401}
+    assert issuer.jwks_hits == 2
+    clock.advance(COOLDOWN)
+    await call("/me", forged[0])
+    assert issuer.jwks_hits == 3
+
+
+async def test_the_set_is_refetched_after_max_age(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    issuer.faults.cache_control = None
+    await call("/me", issuer.mint())
+    clock.advance(JWKS_MAX_AGE - 1)
+    await call("/me", issuer.mint())
+    assert issuer.jwks_hits == 1
+    clock.advance(1)
+    await call("/me", issuer.mint())
+    assert issuer.jwks_hits == 2
+
+
+async def test_cache_control_max_age_is_honoured(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    issuer.faults.cache_control = "public, max-age=120"
+    await call("/me", issuer.mint())
+    clock.advance(119)
+    await call("/me", issuer.mint())
+    assert issuer.jwks_hits == 1
+    clock.advance(1)
+    await call("/me", issuer.mint())
+    assert issuer.jwks_hits == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, JWKS_MAX_AGE),
+        ("", JWKS_MAX_AGE),
+        ("public", JWKS_MAX_AGE),
+        ("max-age=300", 300),
+        ("public, max-age=3600, must-revalidate", 3600),
+        ('max-age="900"', 900),
+        ("s-maxage=10, max-age=700", 700),
+        ("max-age=5", MIN_MAX_AGE),
+        ("max-age=0", MIN_MAX_AGE),
+        ("no-store", MIN_MAX_AGE),
+        ("max-age=99999999999999999999", MAX_MAX_AGE),
+        ("max-age=-5", JWKS_MAX_AGE),
+        ("max-age=abc", JWKS_MAX_AGE),
+    ],
+)
+def test_max_age_is_clamped_to_one_minute_and_one_day(header: str | None, seconds: int) -> None:
+    assert max_age(header) == seconds
+
+
+async def test_no_keys_and_issuer_down_is_503_with_retry_after_then_recovers(
+    call: Call, issuer: FakeIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer.faults.status = 500
+    with caplog.at_level(logging.WARNING, "authpi_worker"):
+        first = await call("/me", issuer.mint())
+        again = [await call("/me", issuer.mint()) for _ in range(5)]
+    assert (first.status, first.body) == (503, '{"error":"temporarily_unavailable"}')
+    assert first.headers["retry-after"] == str(RETRY_AFTER)
+    assert "www-authenticate" not in first.headers
+    assert {r.status for r in again} == {503}
+    assert issuer.jwks_hits == 1  # attempts are spaced: not one per request
+    assert caplog.text.count("jwks_fetch_failed") == 1
+    issuer.faults.status = 200
+    clock.advance(RETRY_AFTER)
+    assert (await call("/me", issuer.mint())).status == 200
+
+
+async def test_stale_if_error_keeps_the_last_good_set_for_a_bounded_grace(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    issuer.faults.cache_control = None
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    issuer.faults.status = 503
+    clock.advance(JWKS_MAX_AGE + 60)
+    assert (
+        await call("/me", now_token(issuer, clock))
+    ).status == 200  # refresh failed, old keys still decide
+    clock.advance(STALE_IF_ERROR)
+    reply = await call("/me", now_token(issuer, clock))
+    assert reply.status == 503
+
+
+async def test_unknown_kid_whose_refetch_fails_is_503_not_401(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    await call("/me", issuer.mint())
+    new_key = issuer.rotate()
+    issuer.faults.status = 500
+    clock.advance(COOLDOWN)
+    assert (await call("/me", issuer.mint(new_key))).status == 503
+
+
+async def test_a_removed_key_stops_its_cached_tokens_once_the_set_changes(
+    call: Call, issuer: FakeIssuer, clock: Clock, verifier: Verifier
+) -> None:
+    old = issuer.signer
+    token = issuer.mint(old, exp=int(clock.now) + 10 * 86_400)
+    assert (await call("/me", token)).status == 200
+    assert len(verifier.tokens) == 1
+    issuer.rotate()
+    issuer.retire(old.kid)
+    clock.advance(JWKS_MAX_AGE)
+    reply = await call("/me", token)
+    assert reply.status == 401
+    assert len(verifier.tokens) == 0
+
+
+async def test_requests_never_share_an_in_flight_fetch(call: Call, issuer: FakeIssuer) -> None:
+    issuer.faults.delay = 0.2
+    replies = await asyncio.gather(call("/me", issuer.mint()), call("/me", issuer.mint()))
+    assert [r.status for r in replies] == [200, 200]
+    assert issuer.jwks_hits == 2  # each request did its own I/O, as workerd requires
+
+
+async def test_a_bad_document_is_a_failed_refresh_that_keeps_the_good_set(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    await call("/me", now_token(issuer, clock))
+    issuer.faults.body = json.dumps({"keys": []}).encode()
+    clock.advance(JWKS_MAX_AGE)
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    assert issuer.jwks_hits == 2

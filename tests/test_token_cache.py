@@ -1,0 +1,109 @@
+"""The verified-token cache: hits skip the signature check, never outlive exp, stay bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from authpi_worker import tokens
+from authpi_worker.auth import Verifier
+from authpi_worker.token_cache import TOKEN_CACHE_SIZE, TokenCache
+from tests.conftest import Call, Clock
+from tests.support.issuer import FakeIssuer
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count real signature checks (the original still runs)."""
+    seen: list[str] = []
+    original = tokens.verify_signature
+
+    def counting(parsed: tokens.Parsed, key: object) -> None:
+        seen.append(parsed.alg)
+        original(parsed, key)
+
+    monkeypatch.setattr("authpi_worker.auth.verify_signature", counting)
+    return seen
+
+
+async def test_a_repeated_token_is_verified_once(
+    call: Call, issuer: FakeIssuer, verifications: list[str]
+) -> None:
+    token = issuer.mint()
+    for _ in range(20):
+        assert (await call("/reports", token)).status == 200
+    assert len(verifications) == 1
+
+
+async def test_a_cached_token_still_expires_on_time(
+    call: Call, issuer: FakeIssuer, clock: Clock, verifier: Verifier
+) -> None:
+    token = issuer.mint(exp=int(clock.now) + 60)
+    assert (await call("/me", token)).status == 200
+    clock.advance(59)
+    assert (await call("/me", token)).status == 200
+    clock.advance(1)
+    reply = await call("/me", token)
+    assert reply.status == 401 and "token expired" in reply.headers["www-authenticate"]
+    assert len(verifier.tokens) == 0
+
+
+async def test_nbf_is_rechecked_on_every_hit(call: Call, issuer: FakeIssuer, clock: Clock) -> None:
+    token = issuer.mint(nbf=int(clock.now))
+    assert (await call("/me", token)).status == 200
+    clock.now -= 10  # the clock went back: the cached token is not valid yet
+    assert (await call("/me", token)).status == 401
+
+
+async def test_failures_are_never_cached(
+    call: Call, issuer: FakeIssuer, verifier: Verifier, verifications: list[str]
+) -> None:
+    bad = issuer.mint(aud="https://other.example")
+    for _ in range(3):
+        assert (await call("/me", bad)).status == 401
+    assert len(verifier.tokens) == 0 and len(verifications) == 3
+
+
+async def test_a_503_is_never_cached(call: Call, issuer: FakeIssuer, verifier: Verifier) -> None:
+    issuer.faults.status = 500
+    assert (await call("/me", issuer.mint())).status == 503
+    assert len(verifier.tokens) == 0
+
+
+async def test_insufficient_scope_is_decided_on_cached_claims_too(
+    call: Call, issuer: FakeIssuer
+) -> None:
+    token = issuer.mint(scope="read:profile")
+    assert (await call("/me", token)).status == 200
+    assert (await call("/reports", token)).status == 403
+
+
+def test_the_cache_is_a_bounded_lru() -> None:
+    cache = TokenCache(size=3)
+    for name in "abc":
+        cache.put(TokenCache.key(name), {"sub": name})
+    assert cache.get(TokenCache.key("a")) is not None  # a is now the most recent
+    cache.put(TokenCache.key("d"), {"sub": "d"})
+    assert len(cache) == 3
+    assert cache.get(TokenCache.key("b")) is None  # the least recently used went
+    assert cache.get(TokenCache.key("a")) == {"sub": "a"}
+
+
+def test_the_default_bound_holds_under_many_tokens() -> None:
+    cache = TokenCache()
+    for n in range(TOKEN_CACHE_SIZE * 2):
+        cache.put(TokenCache.key(str(n)), {"sub": str(n)})
+    assert len(cache) == TOKEN_CACHE_SIZE
+
+
+def test_the_key_is_a_hash_of_the_whole_token() -> None:
+    assert TokenCache.key("a.b.c") != TokenCache.key("a.b.d")
+    assert len(TokenCache.key("x" * 5000)) == 32
+
+
+def test_a_key_set_change_flushes_everything() -> None:
+    cache = TokenCache()
+    cache.put(TokenCache.key("a"), {"sub": "a"})
+    cache.sync(0)
+    assert len(cache) == 1
+    cache.sync(1)
+    assert len(cache) == 0
