@@ -6,7 +6,7 @@ touches the Workers runtime; the routes and the token rules live in `authpi_work
 
 from urllib.parse import urlsplit
 
-from workers import Response, WorkerEntrypoint, fetch
+from workers import Request, Response, WorkerEntrypoint, fetch
 
 from authpi_worker.app import handle
 from authpi_worker.auth import Isolate
@@ -32,10 +32,10 @@ ISOLATE = Isolate(fetch_jwks)
 
 
 class Default(WorkerEntrypoint):
-    async def fetch(self, request):
+    async def fetch(self, request: Request) -> Response:
         path = urlsplit(request.url).path
 
-        def env_var(name):
+        def env_var(name: str) -> str | None:
             value = getattr(self.env, name, None)
             return value if isinstance(value, str) else None
 
