@@ -124,7 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     variables = load_vars()
-    server = make_server(LocalWorker(variables), args.port, args.host)
+    try:
+        server = make_server(LocalWorker(variables), args.port, args.host)
+    except OSError as error:
+        print(
+            f"scripts/serve: cannot listen on {args.host}:{args.port}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
     shown = ", ".join(f"{k}={variables.get(k)}" for k in (ISSUER_VAR, AUDIENCE_VAR))
     print(f"authpi-worker on http://{args.host}:{server.server_address[1]} ({shown})", flush=True)
     try:

@@ -68,7 +68,10 @@ def save_keys(keys: list[SigningKey], directory: Path) -> None:
     for key in keys:
         (directory / f"{key.kid}.pem").write_bytes(key.pem())
         index.append({"kid": key.kid, "alg": key.alg})
-    (directory / "keys.json").write_text(json.dumps(index, indent=2))
+    # The index last, and atomically: a reader (the running local issuer) never sees half of it.
+    staging = directory / "keys.json.tmp"
+    staging.write_text(json.dumps(index, indent=2))
+    staging.replace(directory / "keys.json")
 
 
 def load_keys(directory: Path) -> list[SigningKey]:

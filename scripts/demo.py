@@ -1,0 +1,321 @@
+"""`make demo` and `make dev`: the local loop with real processes.
+
+`make demo` starts the fake issuer (scripts/issuer) and the Worker (scripts/serve) on free
+ports, mints two tokens with scripts/get-token, runs scripts/curl-matrix against the Worker,
+stops both servers and exits with the matrix's status.
+
+`make dev` (--dev) starts the same two servers in the foreground (8787 and 9400 by default),
+prints ready-to-paste `export TOKEN=...` lines and curl commands, and streams both logs until
+Ctrl-C.
+
+The servers run in their own process groups and are stopped in a `finally`, on Ctrl-C,
+SIGTERM and SIGHUP alike; on Linux they also die if this process is killed outright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import re
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+from scripts.local_issuer import DEFAULT_PORT as ISSUER_PORT
+from scripts.local_issuer import KEYS_DIR
+from tests.support.issuer import TOKEN_LIFETIME, default_clients
+from tests.support.tokens import AUDIENCE
+
+PROJECT = Path(__file__).resolve().parent.parent
+SCRIPTS = PROJECT / "scripts"
+READY = re.compile(rb" on (https?://\S+)")  # the first line of scripts/issuer and scripts/serve
+READY_TIMEOUT = 120.0  # seconds; a fresh clone's scripts/serve may install .venv first
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+LOG_TAIL = 40  # lines of each server's output kept to explain a failure
+SCOPED, UNSCOPED = "demo-reports", "demo-basic"  # tests.support.issuer.default_clients()
+# The Worker's variables (authpi_worker.config; not imported: `make demo` runs without src/).
+ISSUER_VAR, AUDIENCE_VAR = "AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE"
+WORKER_PORT = 8787  # scripts/serve's default, like wrangler dev
+
+
+class DemoError(Exception):
+    """The demo could not get as far as running the matrix."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the demo dies, even by SIGKILL (Linux only)."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Service:
+    """A server as a child process in its own process group, its output kept and drained."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.output: deque[str] = deque(maxlen=LOG_TAIL)
+        self.url = ""
+        self._pending = b""
+        self._echo = echo  # every line of output, prefixed with the name (make dev)
+        self._drain: threading.Thread | None = None
+        # Started before any thread exists in this process: preexec_fn is safe then.
+        self.process = subprocess.Popen(  # noqa: S603 - our own scripts, no shell
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,  # its own process group: Ctrl-C reaches us, and we stop it
+            preexec_fn=_die_with_parent,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> str:
+        """Read output until the line that announces the URL; the server listens by then."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            *lines, self._pending = self._pending.split(b"\n")
+            for index, line in enumerate(lines):
+                self._keep(line)
+                found = READY.search(line)
+                if found:
+                    self._pending = b"\n".join([*lines[index + 1 :], self._pending])
+                    self.url = found.group(1).decode()
+                    return self.url
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DemoError(f"{self.name} did not start within {timeout:g} s")
+            readable, _, _ = select.select([fd], [], [], left)
+            chunk = os.read(fd, 65536) if readable else b""
+            if readable and not chunk:
+                raise DemoError(f"{self.name} exited before it was ready ({self.exit_text()})")
+            self._pending += chunk
+
+    def follow(self) -> None:
+        """Keep reading the output in a thread (a full pipe would block the server)."""
+        for line in self._pending.split(b"\n"):
+            if line:
+                self._keep(line)
+        self._pending = b""
+        self._drain = threading.Thread(target=self._read_all, daemon=True)
+        self._drain.start()
+
+    def _read_all(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._keep(line.rstrip(b"\n"))
+
+    def _keep(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        self.output.append(line)
+        if self._echo is not None:
+            self._echo(f"{self.name:>6} | {line}")
+
+    def exit_text(self) -> str:
+        code = self.process.wait()
+        return f"signal {-code}" if code < 0 else f"exit {code}"
+
+    def stop(self) -> None:
+        """SIGTERM to the whole group, SIGKILL if it lingers; always reaped."""
+        for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break  # the group is empty
+            try:
+                self.process.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self.process.wait()
+        if self._drain is not None:
+            self._drain.join(1)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def tail(self) -> str:
+        return "\n".join(f"  {line}" for line in self.output)
+
+
+def get_token(issuer: str, client_id: str, scope: str | None) -> str:
+    """A token through scripts/get-token, exactly as a user would mint one."""
+    client = default_clients()[client_id]
+    env = {**os.environ, ISSUER_VAR: issuer, "CLIENT_ID": client_id, "CLIENT_SECRET": client.secret}
+    env.pop("SCOPE", None)
+    argv = [str(SCRIPTS / "get-token"), *(["--scope", scope] if scope else [])]
+    done = subprocess.run(  # noqa: S603
+        argv, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise DemoError(f"scripts/get-token for {client_id} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background job);
+    # SIGTERM and SIGHUP do the same. Every way out goes through the finally below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    echo = _echo if args.dev else None
+    services: list[Service] = []
+    try:
+        issuer = Service(
+            "issuer",
+            [
+                str(SCRIPTS / "issuer"),
+                "serve",
+                "--port",
+                str(args.issuer_port),
+                "--keys",
+                str(args.keys),
+                "--audience",
+                AUDIENCE,
+            ],
+            os.environ,
+            echo,
+        )
+        services.append(issuer)
+        issuer_url = issuer.wait_ready()
+        audience = args.audience or AUDIENCE
+        worker_env = {**os.environ, ISSUER_VAR: issuer_url, AUDIENCE_VAR: audience}
+        serve = [str(SCRIPTS / "serve"), "--port", str(args.port)]
+        worker = Service("worker", serve, worker_env, echo)
+        services.append(worker)
+        base_url = worker.wait_ready()
+        for service in services:
+            service.follow()
+
+        print(f"fake AuthPI issuer  {issuer_url}  (keys in {args.keys})")
+        print(f"worker              {base_url}  ({AUDIENCE_VAR}={audience})")
+        token = get_token(issuer_url, SCOPED, "read:reports")
+        token_no_scope = get_token(issuer_url, UNSCOPED, None)
+        print(f"tokens              {SCOPED} (read:reports), {UNSCOPED} (without): get-token")
+        sys.stdout.flush()
+
+        if args.dev:
+            print_dev_help(issuer_url, base_url, token, token_no_scope, args.keys)
+            while all(s.running for s in services):
+                time.sleep(0.2)
+            stopped = next(s for s in services if not s.running)
+            print(f"{stopped.name} stopped ({stopped.exit_text()})", file=sys.stderr)
+            return 1
+
+        matrix_env = {**os.environ, "TOKEN": token, "TOKEN_NO_SCOPE": token_no_scope}
+        done = subprocess.run(  # noqa: S603
+            [str(SCRIPTS / "curl-matrix"), base_url], env=matrix_env, check=False
+        )
+        if done.returncode != 0:
+            print(f"\nThe matrix failed. The worker's last lines:\n{worker.tail()}")
+        return done.returncode
+    except DemoError as error:
+        print(f"demo: {error}", file=sys.stderr)
+        for service in services:
+            if service.output:
+                print(f"{service.name} said:\n{service.tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted; stopping the servers", file=sys.stderr)
+        return 130
+    finally:
+        # No second Ctrl-C may cut the cleanup short and leave a server behind.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        for service in reversed(services):
+            service.stop()
+
+
+def print_dev_help(
+    issuer_url: str, base_url: str, token: str, token_no_scope: str, keys: Path
+) -> None:
+    clients = default_clients()
+    keys_flag = "" if keys == KEYS_DIR else f" --keys {shlex.quote(str(keys))}"
+    mint = (
+        f"CLIENT_ID={SCOPED} CLIENT_SECRET={clients[SCOPED].secret} "
+        f"scripts/get-token --issuer {issuer_url} --scope read:reports"
+    )
+    mint_no_scope = (
+        f"CLIENT_ID={UNSCOPED} CLIENT_SECRET={clients[UNSCOPED].secret} "
+        f"scripts/get-token --issuer {issuer_url}"
+    )
+    bearer = '-H "Authorization: Bearer $TOKEN"'
+    print(
+        f"""
+Paste into another shell (from the project directory):
+
+export AUTHPI_ISSUER_URL={issuer_url}
+export TOKEN={token}
+export TOKEN_NO_SCOPE={token_no_scope}
+
+curl -i {base_url}/
+curl -i {base_url}/me
+curl -i {base_url}/me {bearer}
+curl -i {base_url}/reports {bearer}
+curl -i {base_url}/reports -H "Authorization: Bearer $TOKEN_NO_SCOPE"
+scripts/curl-matrix {base_url}
+
+Tokens last {TOKEN_LIFETIME} s; fresh ones:
+export TOKEN=$({mint})
+export TOKEN_NO_SCOPE=$({mint_no_scope})
+
+Rotate the signing key: scripts/issuer rotate{keys_flag}
+Ctrl-C stops both servers.
+""",
+        flush=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dev", action="store_true", help="keep both servers in the foreground")
+    parser.add_argument("--port", type=int, help="the worker's port (demo: free, dev: 8787)")
+    parser.add_argument("--issuer-port", type=int, help="the issuer's port (demo: free, dev: 9400)")
+    parser.add_argument("--keys", type=Path, default=KEYS_DIR, help="the issuer's key directory")
+    parser.add_argument(
+        "--audience",
+        default=os.environ.get("DEMO_AUDIENCE"),
+        help="the worker's AUTHPI_AUDIENCE (default: the tokens' aud); another fails the matrix",
+    )
+    args = parser.parse_args(argv)
+    if args.port is None:
+        args.port = WORKER_PORT if args.dev else 0
+    if args.issuer_port is None:
+        args.issuer_port = ISSUER_PORT if args.dev else 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

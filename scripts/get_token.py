@@ -1,0 +1,224 @@
+"""Mint an access token with the client_credentials grant (RFC 6749 §4.4) from any issuer:
+AuthPI, or the local fake issuer (scripts/issuer). Prints only the token, so that
+`TOKEN=$(scripts/get-token --scope read:reports)` works; errors go to stderr in plain words.
+
+Inputs, flag or environment: --issuer / AUTHPI_ISSUER_URL, --client-id / CLIENT_ID,
+--client-secret / CLIENT_SECRET (prefer the environment: flags show in `ps`), --scope / SCOPE.
+The token endpoint is {issuer}/token unless --token-url / AUTHPI_TOKEN_URL says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ipaddress
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+TIMEOUT = 15.0  # seconds for the whole token request
+
+# What each RFC 6749 §5.2 error means for the person running this script.
+EXPLANATIONS = {
+    "invalid_client": (
+        "the issuer did not accept the client credentials: check CLIENT_ID and CLIENT_SECRET, "
+        "and that the client belongs to this issuer"
+    ),
+    "invalid_scope": (
+        "the client is not allowed the scope it asked for ({scope}): add it to the client's "
+        "allowed scopes at the issuer, or ask for less"
+    ),
+    "unauthorized_client": (
+        "this client may not use the client_credentials grant: it must be a machine-to-machine "
+        "(M2M) client"
+    ),
+    "unsupported_grant_type": "the issuer does not offer the client_credentials grant here",
+    "invalid_request": "the issuer rejected the token request as malformed",
+    "invalid_grant": "the issuer refused the grant",
+    "access_denied": "the issuer denied the request",
+    "server_error": "the issuer failed while answering",
+    "temporarily_unavailable": "the issuer is temporarily unavailable: try again shortly",
+}
+
+
+class TokenError(Exception):
+    """Why no token was issued, in plain words; `code` is the RFC 6749 error when there is one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Credentials go to the URL given and nowhere else: a redirect is an error."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def token_endpoint(issuer: str) -> str:
+    return f"{issuer.rstrip('/')}/token"
+
+
+def request_token(
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    scope: str | None = None,
+    *,
+    token_url: str | None = None,
+    params: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT,
+) -> str:
+    """The access token, or TokenError. The client authenticates with HTTP Basic."""
+    url = token_url or token_endpoint(issuer)
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise TokenError(f"the token endpoint {url!r} is not an http(s) URL")
+    form = {"grant_type": "client_credentials", **(params or {})}
+    if scope:
+        form["scope"] = scope
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url,
+        data=urlencode(form).encode(),
+        method="POST",
+        headers={
+            "authorization": f"Basic {basic}",
+            "content-type": "application/x-www-form-urlencoded",
+            "accept": "application/json",
+        },
+    )
+    opener = urllib.request.build_opener(_NoRedirects)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+        if 300 <= status < 400:
+            where = error.headers.get("location", "elsewhere")
+            raise TokenError(
+                f"the token endpoint {url} redirects (HTTP {status}) to {where}: "
+                "give the issuer URL exactly as the issuer publishes it"
+            ) from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TokenError(f"cannot reach the token endpoint {url}: {reason}") from None
+    body = _json_object(raw)
+    if status != 200:
+        raise _grant_error(status, body, url, scope)
+    token = body.get("access_token") if body else None
+    if not isinstance(token, str) or not token:
+        raise TokenError(f"the token endpoint {url} answered 200 without an access_token")
+    token_type = body.get("token_type") if body else None
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise TokenError(f"the token endpoint {url} issued a {token_type!r} token, not Bearer")
+    return token
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _grant_error(
+    status: int, body: dict[str, Any] | None, url: str, scope: str | None
+) -> TokenError:
+    code = body.get("error") if body else None
+    if status == 404:
+        return TokenError(f"no token endpoint at {url} (HTTP 404): is the issuer URL right?")
+    if not isinstance(code, str):
+        return TokenError(f"the token endpoint {url} answered HTTP {status}, not an OAuth error")
+    explanation = EXPLANATIONS.get(code, "the issuer refused to issue a token")
+    explanation = explanation.format(scope=scope or "its default scopes")
+    description = body.get("error_description") if body else None
+    detail = f"{code}: {description}" if isinstance(description, str) and description else code
+    return TokenError(f"{explanation} ({detail}; HTTP {status})", code)
+
+
+def _plain_http_to_remote(url: str) -> bool:
+    """True when a secret would cross the network unencrypted (http to a non-loopback host)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return True
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/get-token",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--issuer", default=environ.get("AUTHPI_ISSUER_URL"), help="issuer URL")
+    parser.add_argument("--client-id", default=environ.get("CLIENT_ID"))
+    parser.add_argument("--client-secret", default=environ.get("CLIENT_SECRET"))
+    parser.add_argument(
+        "--scope",
+        default=environ.get("SCOPE"),
+        help="space-separated scopes; omit for the client's default scopes",
+    )
+    parser.add_argument("--token-url", default=environ.get("AUTHPI_TOKEN_URL"))
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra form parameter, e.g. resource=https://api.example.com (repeatable)",
+    )
+    parser.add_argument("--timeout", type=float, default=TIMEOUT)
+    args = parser.parse_args(argv)
+
+    missing = [
+        f"{flag} (or {var})"
+        for value, flag, var in (
+            (args.issuer or args.token_url, "--issuer", "AUTHPI_ISSUER_URL"),
+            (args.client_id, "--client-id", "CLIENT_ID"),
+            (args.client_secret, "--client-secret", "CLIENT_SECRET"),
+        )
+        if not value
+    ]
+    if missing:
+        print(f"get-token: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    params = dict(p.partition("=")[::2] for p in args.param)
+    url = args.token_url or token_endpoint(args.issuer)
+    if _plain_http_to_remote(url):
+        print(
+            f"get-token: warning: sending the client secret over plain http to {url}",
+            file=sys.stderr,
+        )
+    try:
+        token = request_token(
+            args.issuer or "",
+            args.client_id,
+            args.client_secret,
+            args.scope,
+            token_url=args.token_url,
+            params=params,
+            timeout=args.timeout,
+        )
+    except TokenError as error:
+        print(f"get-token: {error}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,179 @@
+"""The `make demo` path end to end: real processes (scripts/issuer, scripts/serve,
+scripts/get-token, scripts/curl-matrix), real curl, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+URLS = re.compile(r"^(?:fake AuthPI issuer|worker)\s+(http://\S+)", re.MULTILINE)
+
+
+def demo(*args: str) -> list[str]:
+    """What `make demo` runs once .venv is installed."""
+    return [sys.executable, "-m", "scripts.demo", *args]
+
+
+def environment(marker: Path) -> dict[str, str]:
+    """No stray configuration from the developer's shell; a marker every descendant inherits,
+    so that a process left behind is found by its environment."""
+    drop = {"AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE", "DEMO_AUDIENCE", "TOKEN", "TOKEN_NO_SCOPE"}
+    kept = {k: v for k, v in os.environ.items() if k not in drop}
+    return {**kept, "DEMO_TEST_MARKER": str(marker)}
+
+
+def refused(url: str) -> bool:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line or environment contains text (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            mentions = any(
+                text.encode() in (entry / f).read_bytes() for f in ("cmdline", "environ")
+            )
+            if mentions and (entry / "stat").read_text().split()[2] != "Z":  # not a zombie
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def assert_nothing_left(output: str, marker: str) -> None:
+    urls = URLS.findall(output)
+    assert len(urls) == 2, output
+    assert all(refused(url) for url in urls)
+    assert processes_mentioning(marker) == []
+
+
+def test_make_demo_prints_the_whole_matrix_as_pass_and_stops_both_servers(
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - our own scripts
+        demo("--keys", str(tmp_path)),
+        cwd=PROJECT,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = re.findall(r"^(\d)\s+GET (\S+).*\s(PASS|FAIL|SKIP)$", done.stdout, re.MULTILINE)
+    assert [(n, outcome) for n, _, outcome in rows] == [(str(i), "PASS") for i in range(1, 9)]
+    assert [path for _, path, _ in rows] == [
+        "/",
+        "/me",
+        "/me",
+        "/reports",
+        "/reports",
+        "/me",
+        "/reports",
+        "/no-such-route",
+    ]
+    assert "8/8 passed" in done.stdout
+    assert_nothing_left(done.stdout, str(tmp_path))
+    assert time.monotonic() - started < 30
+
+
+def test_a_broken_audience_makes_the_matrix_and_the_demo_fail(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - our own scripts
+        demo("--keys", str(tmp_path), "--audience", "https://not-the-tokens-audience.example"),
+        cwd=PROJECT,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert re.findall(r"\s(PASS|FAIL)$", done.stdout, re.MULTILINE).count("FAIL") == 4
+    assert "401 invalid_token (unexpected audience)" in done.stdout
+    assert '"reason":"wrong_audience"' in done.stdout  # the worker's log, to explain it
+    assert_nothing_left(done.stdout, str(tmp_path))
+
+
+def test_a_server_that_cannot_start_fails_the_demo_and_leaves_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(  # noqa: S603 - our own scripts
+            demo("--keys", str(tmp_path), "--port", str(port)),
+            cwd=PROJECT,
+            env=environment(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "worker exited before it was ready" in done.stderr
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_make_dev_prints_pasteable_tokens_and_stops_both_servers(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    process = subprocess.Popen(  # noqa: S603 - our own scripts
+        demo("--dev", "--keys", str(tmp_path), "--port", "0", "--issuer-port", "0"),
+        cwd=PROJECT,
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = ""
+    try:
+        deadline = time.monotonic() + 60
+        while "Ctrl-C stops both servers." not in output:
+            assert time.monotonic() < deadline and process.poll() is None, output
+            output += process.stdout.readline()
+        exports = dict(re.findall(r"^export (TOKEN\w*)=(eyJ\S+)$", output, re.MULTILINE))
+        assert set(exports) == {"TOKEN", "TOKEN_NO_SCOPE"}
+        base = re.search(r"^worker\s+(http://\S+)", output, re.MULTILINE)
+        assert base is not None
+        # The printed curl commands, pasted into a shell with the printed exports.
+        commands = re.findall(r"^curl -i .*$", output, re.MULTILINE)
+        assert len(commands) == 5
+        script = "".join(f"export {k}={v}\n" for k, v in exports.items())
+        script += "".join(f"{c} -s -o /dev/null -w '%{{http_code}} '\n" for c in commands)
+        statuses = subprocess.run(  # noqa: S603 - our own scripts
+            ["bash", "-c", script],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
+        assert statuses == ["200", "401", "200", "200", "403"]
+    finally:
+        process.send_signal(stop)
+        code = process.wait(15)
+        output += process.stdout.read()
+        process.stdout.close()
+    assert code == 130, output
+    assert "stopping the servers" in output
+    assert_nothing_left(output, str(tmp_path))
