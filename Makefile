@@ -45,7 +45,7 @@ test-bundle: install
 	$(PY) -m scripts.check_bundle $(WRANGLER)
 
 test-pyodide: install
-	node tests/pyodide/run.mjs
+	NODE=$(NODE22) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py
 
 test: lint test-python test-pyodide test-bundle
 
@@ -56,7 +56,7 @@ dev: install
 	$(PY) -m scripts.demo --dev
 
 bench: install
-	$(PY) -m scripts.bench
+	PYTHONPATH=src $(PY) -m scripts.bench
 
 lock:
 	@command -v uv >/dev/null || python3 -m pip install --quiet uv

@@ -11,9 +11,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
 
 # 512 KiB and 100 keys: a real issuer publishes a handful; more is a broken or hostile document.
@@ -128,6 +125,13 @@ def _implied_alg(jwk: dict[str, Any]) -> str:
 
 
 def _check_key(key: Any, alg: str) -> None:
+    # cryptography is imported here, not at the top, so that the entry imports without it (the
+    # Pyodide test stage has no build of it offline). Where it is installed, PyJWT has loaded it
+    # at import anyway: the deploy snapshot still holds it.
+    from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     ok = {
         "ES256": isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1),
         "EdDSA": isinstance(key, Ed25519PublicKey),
@@ -138,6 +142,8 @@ def _check_key(key: Any, alg: str) -> None:
 
 
 def _public_numbers(key: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if isinstance(key, Ed25519PublicKey):
         return key.public_bytes_raw().hex()
     return repr(key.public_numbers())

@@ -14,9 +14,10 @@ import re
 from base64 import urlsafe_b64decode
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from jwt.algorithms import get_default_algorithms
+from jwt.algorithms import Algorithm, get_default_algorithms
 
 from authpi_worker.config import Settings
 from authpi_worker.errors import InvalidToken, MissingToken
@@ -28,7 +29,7 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # Checked before any parsing; AuthPI tokens are well under 2 KiB.
 MAX_TOKEN_BYTES = 8192
 
-_VERIFIERS = {alg: get_default_algorithms()[alg] for alg in ALGORITHMS}
+_ALLOWED = frozenset(ALGORITHMS)  # parse() checks alg here: it needs no cryptography
 # RFC 6750 §2.1: `Bearer` (any case), one or more spaces, one b64token.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
 _SCHEME = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr](?:\s|$)")
@@ -50,17 +51,16 @@ class Parsed:
 
 def bearer_token(authorization: str | None) -> str:
     """The b64token of an `Authorization: Bearer` header, or why there is none."""
-    if authorization is None or not authorization.strip(" \t"):
+    if authorization is None or not (value := authorization.strip(" \t")):
         raise MissingToken()
     if len(authorization) > MAX_TOKEN_BYTES + 64:
         raise InvalidToken("too_large", "token too large")
-    value = authorization.strip(" \t")
+    match = _BEARER.fullmatch(value)
+    if match is not None:  # the common case, in one scan; only a failure needs the scheme test
+        return match.group(1)
     if not _SCHEME.match(value):
         raise MissingToken("unsupported_scheme")
-    match = _BEARER.fullmatch(value)
-    if match is None:
-        raise InvalidToken("malformed", "malformed bearer credentials")
-    return match.group(1)
+    raise InvalidToken("malformed", "malformed bearer credentials")
 
 
 def parse(token: str) -> Parsed:
@@ -73,7 +73,7 @@ def parse(token: str) -> Parsed:
     header_b64, payload_b64, signature_b64 = match.groups()
     header = _json_object(_b64decode(header_b64), "header")
     alg = header.get("alg")
-    if alg not in _VERIFIERS:
+    if not isinstance(alg, str) or alg not in _ALLOWED:  # a list or object is unhashable
         raise InvalidToken("unsupported_alg", "algorithm not allowed")
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
@@ -95,8 +95,15 @@ def parse(token: str) -> Parsed:
 
 def verify_signature(parsed: Parsed, key: Any) -> None:
     """The signature over header.payload, with a key the key set chose for parsed.alg."""
-    if not _VERIFIERS[parsed.alg].verify(parsed.signing_input, key, parsed.signature):
+    if not _verifier(parsed.alg).verify(parsed.signing_input, key, parsed.signature):
         raise InvalidToken("bad_signature", "signature verification failed")
+
+
+@cache
+def _verifier(alg: str) -> Algorithm:
+    """PyJWT's algorithm object for alg, made at the first signature check, not at import:
+    it needs cryptography, and the entry must import without it (the Pyodide test stage)."""
+    return get_default_algorithms()[alg]
 
 
 def claims(parsed: Parsed) -> dict[str, Any]:
@@ -143,9 +150,15 @@ def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
     if name not in claims:
         return None
     value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken("invalid_claim", f"{name} is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float: Infinity, as 1e400 would parse
+        number = math.inf
+    if not math.isfinite(number):
+        raise InvalidToken("invalid_claim", f"{name} is not a number")
+    return number
 
 
 def _b64decode(segment: str) -> bytes:

@@ -1,0 +1,570 @@
+"""The Pyodide stage (`make test-pyodide`): src/entry.py under the production runtime's Python.
+
+CPython tests cannot see the FFI boundary: JsNull versus None, a JsProxy where a str or a dict
+was expected, header access, how the Response is built, env access, what `workers.fetch`
+returns. Here Node runs the npm `pyodide` (Python 3.14, as workerd with our compatibility_date)
+offline, with the exact workers-runtime-sdk and PyJWT that requirements-dev.lock pins, taken
+from the venv, and tests/pyodide/run.mjs calls `Default.fetch` the way workerd does: real JS
+Request, Headers and Response, and real JS fetch to the fake issuer on loopback. Each reply
+must equal, status, headers, body and log lines, what the CPython core answers to the same
+request (`authpi_worker.app.handle`).
+
+Limit: cryptography has no Pyodide build offline, so nothing here verifies a signature. The
+tests named `..._needs_cryptography` assert up to that step: the JWKS is fetched through JS
+fetch and handed over intact; parsing its keys is where Pyodide stops and CPython goes on.
+
+The file is not named test_*.py, so `make test-python` (CPython only) leaves it out;
+`make test-pyodide` names it. Without node or node_modules it fails, never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyjson5
+import pytest
+
+import authpi_worker.jwks
+from authpi_worker.app import handle
+from authpi_worker.auth import Isolate
+from authpi_worker.keys import parse_jwks
+from scripts.local_worker import httpx_fetcher
+from tests.support.issuer import FakeIssuer
+from tests.support.tokens import AUDIENCE, claims, header, sign
+
+PROJECT = Path(__file__).resolve().parents[2]
+HARNESS = Path(__file__).with_name("run.mjs")
+HOST_MODULES = ("workerd_host.py", "probes.py")  # the stage's own Python inside Pyodide
+HOST_DIR = "/stage"  # where run.mjs puts them: off the Worker's path
+WORKER_DIR = "/session/metadata"  # where workerd mounts the Worker's modules
+# What pywrangler vendors into python_modules/ beside the Worker, less cryptography (no
+# Pyodide build offline); the SDK because the compatibility_date selects the external SDK.
+VENDORED = ("workers-runtime-sdk", "pyjwt")
+BOOT_TIMEOUT = 120  # seconds to load Pyodide and import the entry; about 3 s on a laptop
+REPLY_TIMEOUT = 30  # seconds for one request; the slowest (the timeout case) takes under 1 s
+ORIGIN = "https://authpi-worker.example"  # the Worker's own URL in the JS Requests
+SHORT_TIMEOUT = 0.2  # seconds: FETCH_TIMEOUT for the timeout case, on both sides
+SLOW_ISSUER = 0.6  # seconds the issuer then takes: well past SHORT_TIMEOUT
+# JSPI (WebAssembly stack switching), which workerd always has: on by default in newer Node,
+# behind one of these flags in Node 20 to 24.
+JSPI_FLAGS: tuple[list[str], ...] = (
+    [],
+    ["--experimental-wasm-jspi"],
+    ["--experimental-wasm-stack-switching"],
+)
+
+Env = dict[str, str | None]  # a Worker env; None is JS null
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request got: everything the two runtimes must agree on."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    events: list[dict[str, Any]]  # the authpi_worker log lines, parsed
+
+
+# --- What goes into Pyodide ------------------------------------------------------------------
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_version(name: str, lock: Path = PROJECT / "requirements-dev.lock") -> str:
+    """The version requirements-dev.lock pins for a package."""
+    for line in lock.read_text().splitlines():
+        pinned, sep, version = line.partition("==")
+        if sep and _normalized(pinned.strip()) == _normalized(name):
+            return version.split()[0].rstrip("\\;")
+    raise AssertionError(f"{name} is not pinned in {lock.name}")
+
+
+def vendored_files(name: str) -> list[tuple[str, Path]]:
+    """(target, source) for a package's installed files, checked against the lock's version
+    and against the installer's RECORD hashes: exactly the pinned release, unedited."""
+    dist = metadata.distribution(name)
+    assert dist.version == locked_version(name), f"the venv's {name} is not the locked one"
+    files = []
+    for record in dist.files or []:
+        if "__pycache__" in record.parts or ".." in record.parts:
+            continue
+        source = Path(str(record.locate()))
+        if record.hash is not None:
+            digest = hashlib.new(record.hash.mode, source.read_bytes()).digest()
+            encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            assert encoded == record.hash.value, f"{source} differs from its RECORD"
+        files.append((f"{WORKER_DIR}/python_modules/{record.as_posix()}", source))
+    return files
+
+
+def wrangler_config() -> dict[str, Any]:
+    config: dict[str, Any] = pyjson5.decode((PROJECT / "wrangler.jsonc").read_text())
+    return config
+
+
+def manifest() -> dict[str, Any]:
+    """What run.mjs mounts, and the Worker's compatibility settings, from wrangler.jsonc."""
+    config = wrangler_config()
+    main = PROJECT / config["main"]
+    worker = [
+        (f"{WORKER_DIR}/{path.relative_to(main.parent).as_posix()}", path)
+        for path in sorted(main.parent.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    ]
+    host = [(f"{HOST_DIR}/{name}", Path(__file__).with_name(name)) for name in HOST_MODULES]
+    vendored = [pair for name in VENDORED for pair in vendored_files(name)]
+    return {
+        "files": [(target, str(source)) for target, source in worker + vendored + host],
+        "workerDir": WORKER_DIR,
+        "hostDir": HOST_DIR,
+        "mainModule": main.stem,
+        "compatibilityDate": config["compatibility_date"],
+        "compatibilityFlags": config.get("compatibility_flags", []),
+    }
+
+
+# --- Node ------------------------------------------------------------------------------------
+
+
+def node_command() -> list[str]:
+    """node (or $NODE, e.g. the Makefile's Node 22), with JSPI on."""
+    node = shutil.which(os.environ.get("NODE", "node"))
+    if node is None:
+        pytest.fail("node is not installed: the Pyodide stage needs Node (`make install`)")
+    if not (PROJECT / "node_modules" / "pyodide" / "package.json").exists():
+        pytest.fail("node_modules/pyodide is missing: run `npm ci` (`make install` does)")
+    check = "process.exit('Suspending' in WebAssembly || 'Suspender' in WebAssembly ? 0 : 1)"
+    for flags in JSPI_FLAGS:
+        argv = [node, *flags, "-e", check]
+        probe = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603 - a fixed argv
+        if probe.returncode == 0:
+            return [node, *flags]
+    pytest.fail(f"{node} has no JSPI (WebAssembly stack switching), which workerd always has")
+
+
+class Stage:
+    """run.mjs as a subprocess: one JSON command per line in, one JSON reply per line out."""
+
+    def __init__(self, manifest_file: Path) -> None:
+        self._stderr = manifest_file.with_suffix(".stderr")
+        with self._stderr.open("wb") as stderr:
+            self._process = subprocess.Popen(  # noqa: S603 - node and our own files
+                [*node_command(), str(HARNESS), str(manifest_file)],
+                cwd=PROJECT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._next_id = 0
+        self.boot = self._reply(BOOT_TIMEOUT)
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)  # run.mjs exited
+
+    def _reply(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"run.mjs gave no answer in {timeout} s\n{self._stderr.read_text()}")
+        if line is None:
+            code = self._process.wait()
+            pytest.fail(f"run.mjs exited with {code}:\n{self._stderr.read_text()}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def command(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one command; its reply, or the test fails with run.mjs's error and output."""
+        assert self._process.stdin is not None
+        self._next_id += 1
+        self._process.stdin.write(json.dumps({"id": self._next_id, "op": op, **fields}) + "\n")
+        self._process.stdin.flush()
+        reply = self._reply(REPLY_TIMEOUT)
+        assert reply["id"] == self._next_id
+        if not reply["ok"]:
+            output = "\n".join(reply["output"])
+            pytest.fail(f"{op} failed in Pyodide: {reply['error']}\n{output}")
+        return reply
+
+    def fetch(self, path: str, authorization: str | None, env: Env) -> Outcome:
+        """One request through Default.fetch, as workerd makes it."""
+        headers = [["accept", "application/json"]]
+        if authorization is not None:
+            headers.append(["authorization", authorization])
+        reply = self.command("fetch", url=ORIGIN + path, method="GET", headers=headers, env=env)
+        response = reply["result"]
+        assert response["isResponse"], f"fetch returned {response['type']}, not a JS Response"
+        return Outcome(
+            response["status"],
+            dict(response["headers"]),
+            response["body"],
+            _events(reply["output"]),
+        )
+
+    def probe(self, name: str, *args: Any) -> Any:
+        """Call a function of tests/pyodide/probes.py inside Pyodide; its JSON answer."""
+        return self.command("probe", name=name, args=list(args))["result"]
+
+    def fetches(self, name: str, *args: Any) -> list[dict[str, Any]]:
+        """The JS fetch calls a probe made, as run.mjs recorded them."""
+        fetches: list[dict[str, Any]] = self.command("probe", name=name, args=list(args))["fetches"]
+        return fetches
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        code = self._process.wait(timeout=REPLY_TIMEOUT)
+        assert code == 0, f"run.mjs exited with {code}:\n{self._stderr.read_text()}"
+
+
+def _events(lines: list[str]) -> list[dict[str, Any]]:
+    """The authpi_worker log lines among Python's output (the rest: warnings, if any)."""
+    events = []
+    for line in lines:
+        if line.startswith('{"event":'):
+            events.append(json.loads(line))
+    return events
+
+
+# --- The CPython side ------------------------------------------------------------------------
+
+
+@contextmanager
+def logged() -> Iterator[list[dict[str, Any]]]:
+    """The authpi_worker log lines written inside the block, parsed."""
+    events: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(json.loads(record.getMessage()))
+
+    collector = Collect()
+    logger = logging.getLogger("authpi_worker")
+    logger.addHandler(collector)
+    try:
+        yield events
+    finally:
+        logger.removeHandler(collector)
+
+
+def cpython(path: str, authorization: str | None, env: Env, isolate: Isolate) -> Outcome:
+    """What the core answers under CPython to the same request, through the same steps as
+    src/entry.py: a module-level Isolate, the env's variables, handle()."""
+    with logged() as events:
+        reply = asyncio.run(handle(path, authorization, lambda: isolate.verifier(env.get)))
+    return Outcome(reply.status, reply.headers, reply.body, events)
+
+
+def fresh_isolate(now: float | None = None) -> Isolate:
+    """A new isolate's state under CPython: httpx for the JWKS, and a frozen clock if given."""
+    return Isolate(httpx_fetcher) if now is None else Isolate(httpx_fetcher, lambda: now)
+
+
+def same_in_both(stage: Stage, path: str, authorization: str | None, env: Env) -> Outcome:
+    """The Pyodide outcome, after checking that it equals the CPython one."""
+    in_pyodide = stage.fetch(path, authorization, env)
+    assert in_pyodide == cpython(path, authorization, env, fresh_isolate())
+    return in_pyodide
+
+
+# --- Fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
+    manifest_file = tmp_path_factory.mktemp("pyodide") / "manifest.json"
+    manifest_file.write_text(json.dumps(manifest()))
+    running = Stage(manifest_file)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def env(issuer: FakeIssuer) -> Env:
+    return {"AUTHPI_ISSUER_URL": issuer.url, "AUTHPI_AUDIENCE": AUDIENCE}
+
+
+# --- The runtime itself ----------------------------------------------------------------------
+
+
+def test_runs_the_locked_packages_on_the_runtimes_python_offline(stage: Stage) -> None:
+    package = json.loads((PROJECT / "package.json").read_text())
+    assert stage.boot["pyodide"] == package["devDependencies"]["pyodide"]
+    assert stage.boot["jspi"] is True
+    assert stage.boot["bootFetches"] == []  # Pyodide came from node_modules, nothing else
+    flags = stage.boot["compatibilityFlags"]
+    assert flags["python_no_global_handlers"] and flags["enable_python_external_sdk"]
+    found = stage.probe("versions")
+    assert found["python"].startswith("3.14.") and found["platform"] == "emscripten"
+    assert found["workers-runtime-sdk"] == locked_version("workers-runtime-sdk")
+    assert found["pyjwt"] == locked_version("pyjwt")
+    assert found["cryptography"] is False  # the limit this stage works within
+    assert found["files"] == {
+        "entry": f"{WORKER_DIR}/entry.py",
+        "workers": f"{WORKER_DIR}/python_modules/workers/__init__.py",
+        "jwt": f"{WORKER_DIR}/python_modules/jwt/__init__.py",
+        "authpi_worker.jwks": f"{WORKER_DIR}/authpi_worker/jwks.py",
+    }
+
+
+# --- Requests that never reach the key set ---------------------------------------------------
+
+
+def test_root_is_200_json(stage: Stage, env: Env) -> None:
+    outcome = same_in_both(stage, "/", None, env)
+    assert (outcome.status, outcome.body) == (200, '{"status":"ok"}')
+    assert outcome.headers == {"content-type": "application/json"}
+
+
+def _bad_bearer(**head: Any) -> Callable[[FakeIssuer], str]:
+    """A token signed by the issuer's key whose header fails before any key lookup."""
+
+    def make(issuer: FakeIssuer) -> str:
+        token = sign(issuer.signer, header(issuer.signer, **head), claims(issuer.url))
+        return f"Bearer {token}"
+
+    return make
+
+
+def _invalid(description: str) -> str:
+    return f'Bearer error="invalid_token", error_description="{description}"'
+
+
+@pytest.mark.parametrize(
+    ("authorization", "challenge"),
+    [
+        pytest.param(lambda issuer: None, "Bearer", id="no-authorization"),
+        pytest.param(lambda issuer: "Basic ZGVtbzpzZWNyZXQ=", "Bearer", id="basic-scheme"),
+        pytest.param(
+            lambda issuer: "Bearer",
+            _invalid("malformed bearer credentials"),
+            id="bearer-without-token",
+        ),
+        pytest.param(
+            lambda issuer: "Bearer not-a-jws", _invalid("not a compact JWS"), id="not-a-jws"
+        ),
+        pytest.param(
+            lambda issuer: "Bearer a.b.c", _invalid("invalid base64url"), id="bad-base64url"
+        ),
+        pytest.param(
+            lambda issuer: "Bearer " + "a" * 9000, _invalid("token too large"), id="too-large"
+        ),
+        pytest.param(_bad_bearer(typ="JWT"), _invalid("not an access token"), id="typ-JWT"),
+        pytest.param(_bad_bearer(typ=None), _invalid("not an access token"), id="typ-missing"),
+        pytest.param(_bad_bearer(alg="HS256"), _invalid("algorithm not allowed"), id="alg-HS256"),
+        pytest.param(_bad_bearer(alg="none"), _invalid("algorithm not allowed"), id="alg-none"),
+        pytest.param(_bad_bearer(crit=["exp"]), _invalid("unsupported critical header"), id="crit"),
+    ],
+)
+def test_me_without_a_usable_token_is_401_with_the_right_challenge(
+    stage: Stage,
+    issuer: FakeIssuer,
+    env: Env,
+    authorization: Callable[[FakeIssuer], str | None],
+    challenge: str,
+) -> None:
+    outcome = same_in_both(stage, "/me", authorization(issuer), env)
+    assert (outcome.status, outcome.body) == (401, '{"error":"unauthorized"}')
+    assert outcome.headers["www-authenticate"] == challenge
+    assert issuer.jwks_hits == 0
+
+
+def test_unknown_path_without_token_is_401(stage: Stage, env: Env) -> None:
+    outcome = same_in_both(stage, "/admin", None, env)
+    assert (outcome.status, outcome.headers["www-authenticate"]) == (401, "Bearer")
+
+
+def _committed_vars(issuer: FakeIssuer) -> Env:
+    vars_: Env = wrangler_config()["vars"]
+    return vars_
+
+
+@pytest.mark.parametrize(
+    ("make_env", "variable"),
+    [
+        pytest.param(_committed_vars, "AUTHPI_ISSUER_URL", id="wrangler-placeholder"),
+        pytest.param(
+            lambda issuer: {"AUTHPI_AUDIENCE": AUDIENCE}, "AUTHPI_ISSUER_URL", id="issuer-missing"
+        ),
+        pytest.param(
+            lambda issuer: {"AUTHPI_ISSUER_URL": issuer.url, "AUTHPI_AUDIENCE": None},
+            "AUTHPI_AUDIENCE",
+            id="audience-js-null",
+        ),
+        pytest.param(
+            lambda issuer: {"AUTHPI_ISSUER_URL": "ftp://idp.example/x", "AUTHPI_AUDIENCE": "a"},
+            "AUTHPI_ISSUER_URL",
+            id="issuer-not-http",
+        ),
+        pytest.param(
+            lambda issuer: {
+                "AUTHPI_ISSUER_URL": issuer.url,
+                "AUTHPI_AUDIENCE": AUDIENCE,
+                "AUTHPI_CLOCK_TOLERANCE": "5m",
+            },
+            "AUTHPI_CLOCK_TOLERANCE",
+            id="tolerance-not-seconds",
+        ),
+    ],
+)
+def test_misconfigured_env_is_500_json_on_protected_routes_only(
+    stage: Stage, issuer: FakeIssuer, make_env: Callable[[FakeIssuer], Env], variable: str
+) -> None:
+    env = make_env(issuer)
+    outcome = same_in_both(stage, "/me", f"Bearer {issuer.mint()}", env)
+    assert (outcome.status, outcome.body) == (500, '{"error":"server_misconfigured"}')
+    assert outcome.headers == {"content-type": "application/json"}
+    assert [event.get("detail") for event in outcome.events] == [variable]
+    assert same_in_both(stage, "/", None, env).status == 200
+
+
+# --- The Workers fetch adapter and the key set -----------------------------------------------
+
+
+def test_fetch_jwks_hands_over_the_body_and_cache_header_through_js_fetch(
+    stage: Stage, issuer: FakeIssuer
+) -> None:
+    url = f"{issuer.url}/jwks.json"
+    command = stage.command("probe", name="fetch_jwks", args=[url, 600])
+    fetched, (sent,) = command["result"], command["fetches"]
+    assert fetched == {
+        "type": "Fetched",
+        "status": 200,
+        "status_type": "int",
+        "body": json.dumps(issuer.jwks()),  # byte for byte what the issuer served
+        "body_type": "bytes",
+        "cache_control": "public, max-age=600",
+        "cache_control_type": "str",
+    }
+    # What JS fetch was given: the edge cache for 600 s, as a plain object workerd can read.
+    assert sent == {
+        "url": url,
+        "method": "GET",
+        "headers": {"accept": "application/json"},
+        "redirect": "manual",
+        "cache": None,
+        "cf": {"cacheTtl": 600},
+    }
+    # After an unknown kid: past the edge cache.
+    (bypass,) = stage.fetches("fetch_jwks", url, None)
+    assert (bypass["cache"], bypass["cf"]) == ("no-store", None)
+    assert issuer.jwks_hits == 2
+
+
+def test_fetch_jwks_without_cache_control_gives_none_not_jsnull(
+    stage: Stage, issuer: FakeIssuer
+) -> None:
+    issuer.faults.cache_control = None
+    fetched = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", 600)
+    assert (fetched["cache_control"], fetched["cache_control_type"]) == (None, "NoneType")
+
+
+def test_fetch_jwks_key_set_parsing_needs_cryptography(stage: Stage, issuer: FakeIssuer) -> None:
+    body = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", 600)["body"]
+    # Pyodide stops here: PyJWT cannot build a key without cryptography...
+    assert stage.probe("parse_keys", body) == {
+        "keys": [f"unreadable {key.alg} key (MissingCryptographyError)" for key in issuer.keys],
+        "document": f"no usable keys ({len(issuer.keys)} skipped)",
+    }
+    # ...where CPython, given the same bytes, goes on to the key set.
+    assert sorted(parse_jwks(body.encode()).by_kid) == sorted(key.kid for key in issuer.keys)
+
+
+def test_valid_token_goes_as_far_as_the_jwks_fetch_then_needs_cryptography(
+    stage: Stage, issuer: FakeIssuer, env: Env
+) -> None:
+    now = time.time()
+    token = f"Bearer {issuer.mint(sub='client_a', scope=None)}"
+    stage.probe("reset_isolate", now)
+    in_pyodide = stage.fetch("/me", token, env)
+    assert issuer.jwks_hits == 1  # the real JS fetch reached the issuer
+    assert in_pyodide.status == 503  # the keys could not be parsed: no cryptography
+    assert in_pyodide.events[0] == {
+        "event": "jwks_fetch_failed",
+        "detail": f"no usable keys ({len(issuer.keys)} skipped)",
+        "url": f"{issuer.url}/jwks.json",
+    }
+    assert cpython("/me", token, env, fresh_isolate(now)).body == '{"sub":"client_a"}'
+
+
+def test_jwks_5xx_is_503(stage: Stage, issuer: FakeIssuer, env: Env) -> None:
+    issuer.faults.status = 500
+    fetched = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", 600)
+    assert fetched["status"] == 500  # the adapter reports it; the key cache refuses it
+    now, token = time.time(), f"Bearer {issuer.mint()}"
+    stage.probe("reset_isolate", now)
+    in_pyodide = stage.fetch("/me", token, env)
+    assert in_pyodide == cpython("/me", token, env, fresh_isolate(now))
+    assert (in_pyodide.status, in_pyodide.body) == (503, '{"error":"temporarily_unavailable"}')
+    assert in_pyodide.headers["retry-after"] == str(authpi_worker.jwks.RETRY_AFTER)
+    assert in_pyodide.events[0]["detail"] == "HTTP 500"
+    assert issuer.jwks_hits == 3
+
+
+def test_jwks_timeout_is_503(
+    stage: Stage, issuer: FakeIssuer, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer.faults.delay = SLOW_ISSUER
+    monkeypatch.setattr(authpi_worker.jwks, "FETCH_TIMEOUT", SHORT_TIMEOUT)
+    now, token = time.time(), f"Bearer {issuer.mint()}"
+    previous = stage.probe("set_fetch_timeout", SHORT_TIMEOUT)
+    try:
+        stage.probe("reset_isolate", now)
+        started = time.perf_counter()
+        in_pyodide = stage.fetch("/me", token, env)
+        assert time.perf_counter() - started < SLOW_ISSUER  # gave up, did not wait
+    finally:
+        stage.probe("set_fetch_timeout", previous)
+    cpython_started = time.perf_counter()
+    assert in_pyodide == cpython("/me", token, env, fresh_isolate(now))
+    assert (in_pyodide.status, in_pyodide.body) == (503, '{"error":"temporarily_unavailable"}')
+    assert in_pyodide.events[0]["detail"] == "TimeoutError"
+    # Let the issuer's late answer to the client that hung up (a BrokenPipeError it prints)
+    # happen inside this test, not after the run.
+    time.sleep(max(0.0, cpython_started + SLOW_ISSUER + 0.1 - time.perf_counter()))
+
+
+def test_module_level_cache_survives_between_two_entrypoint_instances(
+    stage: Stage, issuer: FakeIssuer, env: Env
+) -> None:
+    issuer.faults.status = 503
+    now, token = time.time(), f"Bearer {issuer.mint()}"
+    stage.probe("reset_isolate", now)
+    isolate = fresh_isolate(now)  # CPython: one Isolate for both requests, as one isolate has
+    # Each stage.fetch builds a new Default, as workerd does per request.
+    first = stage.fetch("/me", token, env)
+    state = stage.probe("isolate_state", env)
+    assert first == cpython("/me", token, env, isolate)
+    assert issuer.jwks_hits == 2  # one fetch each side
+    second = stage.fetch("/me", token, env)
+    assert second == cpython("/me", token, env, isolate)
+    # The second instance found the first one's failed attempt in entry.ISOLATE and backed
+    # off instead of fetching again: the same Verifier, still one fetch.
+    assert issuer.jwks_hits == 2
+    assert stage.probe("isolate_state", env) == state == {**state, "fetches": 1}
+    assert second.status == 503 and second.events[0]["reason"] == "jwks_unavailable"
