@@ -160,6 +160,11 @@ HOSTILE: dict[str, Forge] = {
     "exp Infinity": _exp("Infinity"),
     "exp NaN": _exp("NaN"),
     "exp 1e400 (overflows to inf)": _exp("1e400"),
+    "scope 1e400 (/me would echo Infinity)": lambda i, k: sign(
+        k["ES256"],
+        header(k["ES256"]),
+        json.dumps(claims(i.url, scope=None))[:-1].encode() + b', "scope": 1e400}',
+    ),
     "nbf in the future": lambda i, k: i.mint(nbf=10**10),
     "nbf as a string": lambda i, k: i.mint(nbf="0"),
     "iat in the future": lambda i, k: i.mint(iat=10**10),

@@ -18,7 +18,7 @@ from authpi_worker.errors import (
 JSON = "application/json"
 # Compact: the bytes of the quickstart's Response.json(). Built once (json.dumps with separators
 # builds one per call); no cycle check, as bodies come from literals and parsed JSON.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False, allow_nan=False)
 
 
 @dataclass(frozen=True, slots=True)
