@@ -56,7 +56,7 @@ dev: install
 	$(PY) -m scripts.demo --dev
 
 bench: install
-	PYTHONPATH=src $(PY) -m scripts.bench
+	NODE=$(NODE22) PYTHONPATH=src $(PY) -m scripts.bench
 
 lock:
 	@command -v uv >/dev/null || python3 -m pip install --quiet uv

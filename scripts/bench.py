@@ -1,0 +1,605 @@
+"""`make bench`: the side-by-side benchmark of issue 5. A benchmark, not a test.
+
+Per algorithm, in µs per request, all in one run: cryptography's verify alone (the floor),
+bare jwt.decode, the project's whole request handling with a fresh token and with a repeated
+one, and the quickstart's jose jwtVerify in Node (bench/jose-bench.mjs). Then the JWKS fetch
+counts. Every round takes each measurement once, in alternating order, and the tables report
+medians over rounds: the drift of a noisy machine falls on all measurements alike. Each
+measurement reads two clocks: wall (results.json) and the process's CPU time (what Workers
+bills, and steadier when other work shares the machine).
+
+Prints the tables and the targets; writes bench/results.json (generated, not tracked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gc
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cryptography
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from jwt.types import Options
+
+from authpi_worker.app import handle
+from authpi_worker.auth import Verifier
+from authpi_worker.config import Settings
+from authpi_worker.jwks import COOLDOWN, Fetched
+from tests.support.keys import SigningKey, make_key
+from tests.support.tokens import AUDIENCE, header, mint
+
+PROJECT = Path(__file__).resolve().parent.parent
+RESULTS = PROJECT / "bench" / "results.json"
+JOSE_SCRIPT = PROJECT / "bench" / "jose-bench.mjs"
+
+ALGS = ("ES256", "EdDSA", "RS256")
+ISSUER = "https://idp.authpi.com/iss_bench"  # never contacted: the key set is served from memory
+PATH = "/reports"  # the route with the most work: a valid token, then the read:reports scope
+TYP = "at+jwt"
+# Every decoder must find these; iss and aud are required by their own options.
+REQUIRED_CLAIMS = ("exp", "iat", "sub")
+TOKEN_LIFETIME = 3600  # seconds: every token minted here outlives the run
+JWKS_CACHE_CONTROL = "public, max-age=86400"  # the key set stays fresh for the whole run
+
+ROUNDS = 31  # alternating rounds; odd, so the median is one round's value
+BATCH = 300  # requests per measurement per round: long enough to time, short enough to alternate
+CACHED_BATCH = 3000  # the cached path is over 10x shorter: 10x the requests, a similar window
+JOSE_TOKENS = 200  # distinct tokens per algorithm for Node; jose keeps no verified-token cache
+SEQUENTIAL = 10_000  # requests under one kid for the fetch count
+FLOOD = 1_000  # unknown-kid tokens within one cooldown
+
+BUSY_CORES = 0.25  # other work, in cores on average, above which the run is flagged as shared
+
+MAX_FULL_OVER_PYJWT = 1.15  # the whole request may cost at most 15% more than bare jwt.decode
+MIN_CACHED_SPEEDUP = 20.0  # a repeated token must be at least 20x cheaper than a fresh one
+MIN_JOSE_OVER_FULL = 1.0  # the quickstart's stack must not be faster than ours
+
+# results.json fields per algorithm, in the issue's order.
+RESULT_FIELDS = ("raw_verify_us", "pyjwt_decode_us", "full_path_us", "cached_path_us", "jose_us")
+# Printed only: where jose's time goes (WebCrypto verify alone, and Node's synchronous verify).
+NODE_FIELDS = ("webcrypto_verify_us", "node_sync_verify_us")
+FIELDS = RESULT_FIELDS + NODE_FIELDS
+
+Medians = dict[str, dict[str, float]]  # alg → field → µs per request
+RawVerify = Callable[[bytes, bytes], None]  # (signature, signed bytes) → None, or raises
+
+
+class BenchError(RuntimeError):
+    """The benchmark's setup is wrong: a token did not verify, or a count is off."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One measurement in µs per request: wall clock, and the CPU time of the whole measuring
+    process (all its threads)."""
+
+    wall: float
+    cpu: float
+
+
+class Stopwatch:
+    """The wall clock and this process's CPU clock, started together."""
+
+    def __init__(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def per(self, count: int) -> Timing:
+        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
+        return Timing(wall / count * 1e6, cpu / count * 1e6)
+
+
+Samples = dict[str, dict[str, list[Timing]]]  # alg → field → one Timing per round
+
+
+@dataclass
+class MemoryIssuer:
+    """A JWKS fetcher serving the document from memory, counting its calls."""
+
+    document: bytes
+    calls: int = 0
+
+    async def __call__(self, url: str, edge_ttl: int | None) -> Fetched:
+        self.calls += 1
+        await asyncio.sleep(0)  # a real fetch yields to the event loop; so does this one
+        return Fetched(200, self.document, JWKS_CACHE_CONTROL)
+
+
+class ManualClock:
+    """A clock the flood count moves by hand, to stand just past a cooldown."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(frozen=True)
+class Case:
+    """One algorithm's signing key, and its public key as the decoders receive it."""
+
+    alg: str
+    key: SigningKey
+    public: Any
+
+    def mint(self, count: int) -> list[str]:
+        """count distinct, valid tokens (each has its own jti) from the token factory."""
+        exp = int(time.time()) + TOKEN_LIFETIME
+        tokens = [mint(self.key, ISSUER, AUDIENCE, exp=exp) for _ in range(count)]
+        if len(set(tokens)) != count:
+            raise BenchError(f"{self.alg}: the factory minted a token twice")
+        return tokens
+
+
+class Jose:
+    """bench/jose-bench.mjs in a child Node process, one command and one answer at a time."""
+
+    def __init__(self, node: str, cases: Path) -> None:
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - our script, our arguments
+                [node, str(JOSE_SCRIPT), str(cases)],
+                cwd=PROJECT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        except OSError as error:
+            raise BenchError(f"cannot run {node} (--node, or NODE=): {error}") from None
+        self.ready = self._answer()
+
+    def time(self, command: str, alg: str, count: int) -> Timing:
+        """µs per operation for `command` (JOSE, SUBTLE or SYNC) over count operations."""
+        answer = self._ask(f"{command} {alg} {count}")
+        return Timing(float(answer["us"]), float(answer["cpu_us"]))
+
+    def info(self) -> dict[str, Any]:
+        """The Node and jose versions, and how often jose fetched the key set."""
+        return self._ask("INFO")
+
+    def close(self) -> None:
+        """End of input ends the script; one that does not end in 10 s is killed."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def _ask(self, line: str) -> dict[str, Any]:
+        assert self._process.stdin is not None
+        self._process.stdin.write(line + "\n")
+        self._process.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise BenchError(f"node exited ({self._process.wait()}): see its error above")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise BenchError(f"jose-bench: {answer['error']}")
+        return answer
+
+
+def make_cases() -> dict[str, Case]:
+    cases = {}
+    for alg in ALGS:
+        key = make_key(alg, f"{alg.lower()}-bench")
+        cases[alg] = Case(alg, key, key.private.public_key())
+    return cases
+
+
+def jwks_document(cases: dict[str, Case]) -> bytes:
+    return json.dumps({"keys": [case.key.jwk() for case in cases.values()]}).encode()
+
+
+def settings() -> Settings:
+    return Settings(issuer=ISSUER, audience=AUDIENCE)
+
+
+def write_jose_cases(path: Path, cases: dict[str, Case]) -> None:
+    """The keys, tokens and options Node verifies with: the same as the Python side's."""
+    spec = {
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "algorithms": list(ALGS),
+        "typ": TYP,
+        "required_claims": list(REQUIRED_CLAIMS),
+        "jwks": json.loads(jwks_document(cases)),
+        "tokens": {alg: case.mint(JOSE_TOKENS) for alg, case in cases.items()},
+    }
+    path.write_text(json.dumps(spec))
+
+
+# --- the measurements, each per request --------------------------------------------------------
+
+
+def raw_verifier(public: Any) -> RawVerify:
+    """cryptography's verify for this key, with everything but the call prepared."""
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        ecdsa = ec.ECDSA(hashes.SHA256())
+        return lambda signature, data: public.verify(signature, data, ecdsa)
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return lambda signature, data: public.verify(signature, data)
+    if isinstance(public, rsa.RSAPublicKey):
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+        return lambda signature, data: public.verify(signature, data, pkcs1, sha256)
+    raise BenchError(f"no raw verifier for {type(public).__name__}")
+
+
+def raw_inputs(alg: str, tokens: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    """(signature, signed bytes) per token, decoded ahead: ES256's r‖s becomes DER here."""
+    inputs = []
+    for token in tokens:
+        signed, _, encoded = token.rpartition(".")
+        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        if alg == "ES256":
+            r, s = signature[:32], signature[32:]
+            signature = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+        inputs.append((signature, signed.encode("ascii")))
+    return inputs
+
+
+def time_raw(verify: RawVerify, inputs: Sequence[tuple[bytes, bytes]]) -> Timing:
+    watch = Stopwatch()
+    for signature, data in inputs:
+        verify(signature, data)
+    return watch.per(len(inputs))
+
+
+def time_pyjwt(public: Any, tokens: Sequence[str]) -> Timing:
+    """Bare jwt.decode with a ready key and the options our rules imply."""
+    algorithms, options = list(ALGS), Options(require=list(REQUIRED_CLAIMS))
+    watch = Stopwatch()
+    for token in tokens:
+        jwt.decode(
+            token, public, algorithms=algorithms, audience=AUDIENCE, issuer=ISSUER, options=options
+        )
+    return watch.per(len(tokens))
+
+
+async def time_requests(verifier: Verifier, authorizations: Sequence[str]) -> Timing:
+    """The whole request: Authorization header → verdict → JSON Reply, no HTTP server."""
+
+    def current() -> Verifier:
+        return verifier
+
+    refused = 0
+    watch = Stopwatch()
+    for authorization in authorizations:
+        reply = await handle(PATH, authorization, current)
+        refused += reply.status != 200
+    timing = watch.per(len(authorizations))
+    if refused:
+        raise BenchError(f"{refused} of {len(authorizations)} requests were refused")
+    return timing
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Collect first, then keep the collector out of the timed section (as timeit does)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+# The Node commands behind the Node measurements.
+NODE_COMMANDS = {"jose_us": "JOSE", "webcrypto_verify_us": "SUBTLE", "node_sync_verify_us": "SYNC"}
+
+
+class Round:
+    """One algorithm's share of a round: its fresh tokens, minted and decoded ahead."""
+
+    def __init__(self, case: Case, verifier: Verifier, jose: Jose, batch: int) -> None:
+        self.case, self.verifier, self.jose, self.batch = case, verifier, jose, batch
+        self.tokens = case.mint(batch)  # fresh: never seen by the verified-token cache
+        self.fresh = [f"Bearer {token}" for token in self.tokens]
+        self.repeated = f"Bearer {case.mint(1)[0]}"
+        self.inputs = raw_inputs(case.alg, self.tokens)
+        self.verify = raw_verifier(case.public)
+
+    async def measure(self, field: str) -> Timing:
+        if field == "cached_path_us":  # its first request verifies the token and caches it
+            await time_requests(self.verifier, [self.repeated])
+        with no_gc():
+            if field == "raw_verify_us":
+                return time_raw(self.verify, self.inputs)
+            if field == "pyjwt_decode_us":
+                return time_pyjwt(self.case.public, self.tokens)
+            if field == "full_path_us":
+                return await time_requests(self.verifier, self.fresh)
+            if field == "cached_path_us":
+                return await time_requests(self.verifier, [self.repeated] * CACHED_BATCH)
+            return self.jose.time(NODE_COMMANDS[field], self.case.alg, self.batch)
+
+
+async def run_rounds(
+    cases: dict[str, Case], verifier: Verifier, jose: Jose, rounds: int, batch: int
+) -> Samples:
+    """Every measurement once per round; the order reverses every other round, and the
+    algorithms rotate, so no measurement always runs first, last or next to the same one."""
+    samples: Samples = {alg: {field: [] for field in FIELDS} for alg in ALGS}
+    for number in range(rounds):
+        shift = number % len(ALGS)
+        for alg in ALGS[shift:] + ALGS[:shift]:
+            share = Round(cases[alg], verifier, jose, batch)
+            for field in FIELDS if number % 2 == 0 else FIELDS[::-1]:
+                samples[alg][field].append(await share.measure(field))
+        print(f"  round {number + 1}/{rounds}", end="\r", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return samples
+
+
+async def count_sequential(cases: dict[str, Case], count: int) -> int:
+    """JWKS fetches for count sequential requests under one kid, each with a fresh token."""
+    issuer = MemoryIssuer(jwks_document(cases))
+    verifier = Verifier(settings(), issuer)
+    await time_requests(verifier, [f"Bearer {token}" for token in cases["ES256"].mint(count)])
+    return issuer.calls
+
+
+async def count_flood(cases: dict[str, Case], count: int) -> int:
+    """Refetches caused by count unknown-kid tokens arriving together, within one cooldown.
+
+    The set is fetched, then the clock moves just past the cooldown, so the flood may refetch
+    (once) and is not merely held back by the first fetch."""
+    issuer = MemoryIssuer(jwks_document(cases))
+    clock = ManualClock()
+    verifier = Verifier(settings(), issuer, clock)
+    await time_requests(verifier, [f"Bearer {cases['ES256'].mint(1)[0]}"])
+    clock.now += COOLDOWN + 1
+    attacker = make_key("ES256")  # signs well, but under kids the issuer never published
+    tokens = [
+        mint(attacker, ISSUER, AUDIENCE, head=header(attacker, kid=f"unknown-{index}"))
+        for index in range(count)
+    ]
+    before = issuer.calls
+    replies = await asyncio.gather(
+        *(handle(PATH, f"Bearer {token}", lambda: verifier) for token in tokens)
+    )
+    if any(reply.status != 401 for reply in replies):
+        raise BenchError("an unknown-kid token was not refused with 401")
+    return issuer.calls - before
+
+
+def summarize(samples: Samples, *, cpu: bool = False) -> Medians:
+    """The median over rounds of each measurement, wall clock or (cpu=True) process CPU."""
+    return {
+        alg: {
+            field: round(statistics.median(t.cpu if cpu else t.wall for t in timings), 2)
+            for field, timings in fields.items()
+        }
+        for alg, fields in samples.items()
+    }
+
+
+def results_document(
+    medians: Medians, sequential: int, flood: int, node: dict[str, Any]
+) -> dict[str, Any]:
+    """bench/results.json, in exactly the shape issue 5 gives."""
+    return {
+        "algs": {alg: {field: medians[alg][field] for field in RESULT_FIELDS} for alg in ALGS},
+        "jwks_fetches": {"sequential_10000": sequential, "unknown_kid_flood_1000": flood},
+        "env": {
+            "python": platform.python_version(),
+            "pyjwt": jwt.__version__,
+            "cryptography": cryptography.__version__,
+            "node": str(node["node"]).removeprefix("v"),
+            "jose": str(node["jose"]),
+        },
+    }
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+COLUMNS = (
+    ("raw verify", "raw_verify_us"),
+    ("pyjwt decode", "pyjwt_decode_us"),
+    ("full path", "full_path_us"),
+    ("cached path", "cached_path_us"),
+    ("jose (node)", "jose_us"),
+)
+
+
+def table(medians: Medians) -> list[str]:
+    lines = [f"{'':7}" + "".join(f"{title:>14}" for title, _ in COLUMNS)]
+    for alg in ALGS:
+        lines.append(f"{alg:7}" + "".join(f"{medians[alg][key]:14.1f}" for _, key in COLUMNS))
+    return lines
+
+
+def ratios(row: dict[str, float]) -> tuple[float, float, float]:
+    """full / pyjwt, fresh / cached, jose / full: the three per-algorithm targets."""
+    full = row["full_path_us"]
+    return full / row["pyjwt_decode_us"], full / row["cached_path_us"], row["jose_us"] / full
+
+
+def targets(wall: Medians, cpu: Medians, sequential: int, flood: int) -> list[str]:
+    """Each target on both clocks: wall (results.json) and CPU (steadier under other load)."""
+    checks: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
+        ("full / pyjwt", f"≤ {MAX_FULL_OVER_PYJWT}", lambda ratio: ratio <= MAX_FULL_OVER_PYJWT),
+        (
+            "fresh / cached",
+            f"≥ {MIN_CACHED_SPEEDUP:.0f}",
+            lambda ratio: ratio >= MIN_CACHED_SPEEDUP,
+        ),
+        ("jose / full", f"≥ {MIN_JOSE_OVER_FULL}", lambda ratio: ratio >= MIN_JOSE_OVER_FULL),
+    )
+    lines = [f"{'targets':32}{'wall':>8}{'cpu':>8}   {'target':8} wall cpu"]
+    for alg in ALGS:
+        for (name, bound, ok), on_wall, on_cpu in zip(
+            checks, ratios(wall[alg]), ratios(cpu[alg]), strict=True
+        ):
+            lines.append(
+                f"  {alg + ' ' + name:30}{on_wall:8.2f}{on_cpu:8.2f}   {bound:8} "
+                f"{verdict(ok(on_wall))} {verdict(ok(on_cpu))}"
+            )
+    counts = (
+        (f"JWKS fetches, {SEQUENTIAL:,} requests", sequential, "= 1", sequential == 1),
+        (f"refetches, {FLOOD:,} unknown kids", flood, "≤ 1", flood <= 1),
+    )
+    for name, count, bound, met in counts:
+        lines.append(f"  {name:30}{count:8}{'':8}   {bound:8} {verdict(met)}")
+    return lines
+
+
+def report(wall: Medians, cpu: Medians, results: dict[str, Any], rounds: int, batch: int) -> str:
+    fetches = results["jwks_fetches"]
+    lines = [
+        f"µs per request, medians of {rounds} alternating rounds "
+        f"({batch} fresh tokens per round; cached path {CACHED_BATCH} requests)",
+        "",
+        "wall clock (results.json):",
+        *table(wall),
+        "",
+        "CPU time of the measuring process, all its threads (what Workers bills):",
+        *table(cpu),
+        "",
+        "where Node's time goes, same keys and bytes (wall / CPU):",
+        f"{'':7}{'WebCrypto verify':>20}{'node:crypto sync':>20}{'jose jwtVerify':>20}",
+    ]
+    for alg in ALGS:
+        cells = [
+            f"{wall[alg][key]:9.1f} /{cpu[alg][key]:6.1f}"
+            for key in ("webcrypto_verify_us", "node_sync_verify_us", "jose_us")
+        ]
+        lines.append(f"{alg:7}" + "".join(f"{cell:>20}" for cell in cells))
+    lines += [
+        "",
+        *targets(wall, cpu, fetches["sequential_10000"], fetches["unknown_kid_flood_1000"]),
+        "",
+        "env: " + ", ".join(f"{name} {version}" for name, version in results["env"].items()),
+    ]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds so far: the machine's busy and stolen time (Linux /proc/stat; None
+    elsewhere), and this run's own (this process and its finished children: Node)."""
+
+    busy: float | None
+    steal: float | None
+    ours: float
+    wall: float
+
+    @classmethod
+    def now(cls) -> CpuUse:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = time.process_time() + children.ru_utime + children.ru_stime
+        try:
+            first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        except OSError:
+            return cls(None, None, ours, time.perf_counter())
+        # user nice system idle iowait irq softirq steal, in clock ticks
+        ticks = [int(field) / os.sysconf("SC_CLK_TCK") for field in first[1:9]]
+        busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+        return cls(busy, ticks[7], ours, time.perf_counter())
+
+
+def machine_note(start: CpuUse, end: CpuUse) -> str:
+    """How much other work shared the machine during the run, in cores on average."""
+    cores = os.cpu_count() or 1
+    if start.busy is None or end.busy is None or start.steal is None or end.steal is None:
+        return f"machine: {cores} cores; other work during the run unknown (no /proc/stat)"
+    wall = end.wall - start.wall
+    others = max(0.0, (end.busy - start.busy) - (end.ours - start.ours)) / wall
+    steal = (end.steal - start.steal) / wall
+    note = (
+        f"machine: {cores} cores; during the run other processes used {others:.2f} of them "
+        f"and the hypervisor stole {steal:.2f}, on average"
+    )
+    if others + steal > BUSY_CORES:
+        note += "\n  the numbers move with other work: quote a run on a quiet machine"
+    return note
+
+
+async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, Any]]:
+    """Every measurement and count: (per-round samples, results.json)."""
+    cases = make_cases()
+    issuer = MemoryIssuer(jwks_document(cases))
+    verifier = Verifier(settings(), issuer)
+    for case in cases.values():  # fills the key cache: the single fetch of the timed run
+        await time_requests(verifier, [f"Bearer {case.mint(1)[0]}"])
+    with tempfile.TemporaryDirectory() as scratch:
+        jose_cases = Path(scratch) / "cases.json"
+        write_jose_cases(jose_cases, cases)
+        jose = Jose(node, jose_cases)
+        try:
+            print(f"node {jose.ready['node']}, jose {jose.ready['jose']} ready", file=sys.stderr)
+            samples = await run_rounds(cases, verifier, jose, rounds, batch)
+            node_info = jose.info()
+        finally:
+            jose.close()
+    if issuer.calls != 1 or node_info["jwks_fetches"] != 1:
+        raise BenchError(
+            f"the key set was refetched during the timed run "
+            f"(ours {issuer.calls}, jose {node_info['jwks_fetches']})"
+        )
+    sequential = await count_sequential(cases, SEQUENTIAL)
+    flood = await count_flood(cases, FLOOD)
+    return samples, results_document(summarize(samples), sequential, flood, node_info)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument(
+        "--node", default=os.environ.get("NODE", "node"), help="default: $NODE, or node"
+    )
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--batch", type=int, default=BATCH, help="fresh tokens per round")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    # The flood's 1,000 refusals are deliberate: keep their log lines off the table.
+    logging.getLogger("authpi_worker").setLevel(logging.CRITICAL)
+    start = CpuUse.now()
+    try:
+        samples, results = asyncio.run(bench(args.node, args.rounds, args.batch))
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    out: Path = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    wall, cpu = summarize(samples), summarize(samples, cpu=True)
+    print(report(wall, cpu, results, args.rounds, args.batch))
+    print(machine_note(start, CpuUse.now()))
+    shown = out.relative_to(PROJECT) if out.is_relative_to(PROJECT) else out
+    print(f"\nwrote {shown} in {time.perf_counter() - start.wall:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
