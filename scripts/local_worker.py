@@ -87,6 +87,7 @@ class LocalWorker:
 def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # small keep-alive replies would otherwise wait ~40 ms
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per request is written by _serve
@@ -112,9 +113,11 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128  # the default 5 stalls a burst of new connections for 1 s
+
+    return Server((host, port), Handler)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,9 @@ class Clock:
     """An injectable clock: tests move time instead of sleeping."""
 
     def __init__(self) -> None:
-        self.now = time.time()
+        # A whole second ahead of real time: tokens minted later in the test take their iat
+        # from the real clock, and must not look issued in the future.
+        self.now = float(int(time.time()) + 2)
 
     def __call__(self) -> float:
         return self.now

@@ -232,12 +232,6 @@ async def test_unknown_kid_whose_refetch_fails_is_503_and_is_seen_once_healthy(
     assert len(failures()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jwks.KeyCache: after a failed unknown-kid refetch, the kid is a 401 unknown_kid "
-    "for the rest of the 30 s cooldown, though the issuer was never heard and Retry-After "
-    "said 5 s; the new key is seen only 30 s after the failure",
-)
 async def test_after_a_failed_refetch_an_unknown_kid_is_never_proven_bad(
     issuer: FakeIssuer, clock: Clock, call: Call
 ) -> None:

@@ -222,3 +222,15 @@ async def test_a_bad_document_is_a_failed_refresh_that_keeps_the_good_set(
     clock.advance(JWKS_MAX_AGE)
     assert (await call("/me", now_token(issuer, clock))).status == 200
     assert issuer.jwks_hits == 2
+
+
+async def test_while_one_request_refreshes_an_expired_set_the_others_use_it(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    issuer.faults.cache_control = None
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    clock.advance(JWKS_MAX_AGE)
+    issuer.faults.delay = 0.3
+    replies = await asyncio.gather(*(call("/me", now_token(issuer, clock)) for _ in range(10)))
+    assert [r.status for r in replies] == [200] * 10
+    assert issuer.jwks_hits == 2  # one refresh, not ten; nobody waited on another's fetch

@@ -65,6 +65,8 @@ class KeyCache:
         self.fetches = 0  # attempts, for tests and the benchmark
         self._last_attempt = -math.inf
         self._last_failure = -math.inf
+        self._failing = False  # the last attempt failed: the cached set may be out of date
+        self._refreshing = 0  # requests now fetching the set
 
     def fresh(self, now: float) -> bool:
         return self.cached is not None and now < self.cached.expires_at
@@ -72,20 +74,37 @@ class KeyCache:
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that may verify a token with this kid and alg, or why there is none."""
         now = self._clock()
-        if not self.fresh(now) and not self._backing_off(now):
+        if not self.fresh(now) and not self._backing_off(now) and not self._being_refreshed(now):
             await self._refresh(edge_cache=True)
-        cached = self._usable(now)
-        key = cached.keys.find(kid, alg)
-        if key is None and self._may_refetch(now):
-            # A key we don't know: maybe a rotation. Ask the issuer itself, past the edge.
-            if not await self._refresh(edge_cache=False):
-                raise JwksUnavailable(self._retry_after(self._clock()))
-            key = self._usable(now).keys.find(kid, alg)
+        key = self._usable(now).keys.find(kid, alg)
         if key is None:
-            raise InvalidToken("unknown_kid", "no key for this token")
+            key = await self._refetch_for(kid, alg, now)
         if key.alg != alg:
             raise InvalidToken("alg_key_mismatch", "algorithm does not fit the key")
         return key
+
+    async def _refetch_for(self, kid: str | None, alg: str, now: float) -> Key:
+        """A key we don't know: maybe a rotation. Ask the issuer itself, past the edge cache,
+        at most once per cooldown. While the issuer is failing, the cached set cannot prove the
+        token bad, so the answer is 503 (retry), not 401, and the refetch waits only the backoff."""
+        if self._failing and (self._backing_off(now) or self._refreshing):
+            raise JwksUnavailable(self._retry_after(now))
+        if not self._failing and not self._may_refetch(now):
+            raise InvalidToken("unknown_kid", "no key for this token")
+        if not await self._refresh(edge_cache=False):
+            raise JwksUnavailable(self._retry_after(self._clock()))
+        key = self._usable(now).keys.find(kid, alg)
+        if key is None:
+            raise InvalidToken("unknown_kid", "no key for this token")
+        return key
+
+    def _being_refreshed(self, now: float) -> bool:
+        """Another request is refreshing an expired set we can still use: use it meanwhile,
+        rather than start a second fetch (without sharing its in-flight I/O)."""
+        cached = self.cached
+        return (
+            self._refreshing > 0 and cached is not None and now < cached.expires_at + STALE_IF_ERROR
+        )
 
     def _usable(self, now: float) -> Cached:
         cached = self.cached
@@ -109,6 +128,7 @@ class KeyCache:
         """Fetch and parse the set. On any failure keep the old one, log once, return False."""
         self._last_attempt = self._clock()
         self.fetches += 1
+        self._refreshing += 1
         ttl = self.cached.max_age if self.cached else JWKS_MAX_AGE
         try:
             fetched = await asyncio.wait_for(
@@ -119,6 +139,9 @@ class KeyCache:
             keys = parse_jwks(fetched.body)
         except Exception as error:  # timeout, network, HTTP status, bad document, JS error
             return self._failed(error)
+        finally:
+            self._refreshing -= 1
+        self._failing = False
         previous = self.cached
         self.cached = Cached(keys, self._clock(), max_age(fetched.cache_control))
         if previous is None or previous.keys.fingerprint != keys.fingerprint:
@@ -129,6 +152,7 @@ class KeyCache:
 
     def _failed(self, error: BaseException) -> bool:
         self._last_failure = self._clock()
+        self._failing = True
         detail = str(error) or type(error).__name__
         log_event("jwks_fetch_failed", detail=detail[:200], url=self.url)
         return False
