@@ -251,33 +251,32 @@ def use_colour(stream: Any, environ: Mapping[str, str]) -> bool:
 
 def tokens_from(environ: Mapping[str, str]) -> tuple[str | None, str | None, list[str]]:
     """(TOKEN, TOKEN_NO_SCOPE, notes): from the environment, else minted with get-token."""
-    notes = []
-    issuer = environ.get("AUTHPI_ISSUER_URL", "")
-    token = environ.get("TOKEN") or None
-    if token:
-        notes.append("TOKEN from the environment")
-    elif environ.get("CLIENT_ID") and environ.get("CLIENT_SECRET") and issuer:
-        token = request_token(
-            issuer,
-            environ["CLIENT_ID"],
-            environ["CLIENT_SECRET"],
-            environ.get("SCOPE") or REPORTS_SCOPE,
-            token_url=environ.get("AUTHPI_TOKEN_URL"),
-        )
-        notes.append(f"TOKEN minted for {environ['CLIENT_ID']} at {issuer}")
-    token_no_scope = environ.get("TOKEN_NO_SCOPE") or None
-    if token_no_scope:
-        notes.append("TOKEN_NO_SCOPE from the environment")
-    elif environ.get("CLIENT_ID_NO_SCOPE") and environ.get("CLIENT_SECRET_NO_SCOPE") and issuer:
-        token_no_scope = request_token(
-            issuer,
-            environ["CLIENT_ID_NO_SCOPE"],
-            environ["CLIENT_SECRET_NO_SCOPE"],
-            environ.get("SCOPE_NO_SCOPE") or None,
-            token_url=environ.get("AUTHPI_TOKEN_URL"),
-        )
-        notes.append(f"TOKEN_NO_SCOPE minted for {environ['CLIENT_ID_NO_SCOPE']} at {issuer}")
+    notes: list[str] = []
+    token = _token(environ, "", environ.get("SCOPE") or REPORTS_SCOPE, notes)
+    token_no_scope = _token(environ, "_NO_SCOPE", environ.get("SCOPE_NO_SCOPE") or None, notes)
     return token, token_no_scope, notes
+
+
+def _token(
+    environ: Mapping[str, str], suffix: str, scope: str | None, notes: list[str]
+) -> str | None:
+    """TOKEN{suffix} from the environment, or minted for CLIENT_ID{suffix}/CLIENT_SECRET{suffix}."""
+    name, client_id, secret = f"TOKEN{suffix}", f"CLIENT_ID{suffix}", f"CLIENT_SECRET{suffix}"
+    issuer = environ.get("AUTHPI_ISSUER_URL", "")
+    if environ.get(name):
+        notes.append(f"{name} from the environment")
+        return environ[name]
+    if not (environ.get(client_id) and environ.get(secret) and issuer):
+        return None
+    token = request_token(
+        issuer,
+        environ[client_id],
+        environ[secret],
+        scope,
+        token_url=environ.get("AUTHPI_TOKEN_URL"),
+    )
+    notes.append(f"{name} minted for {environ[client_id]} at {issuer}")
+    return token
 
 
 def _scope_warnings(token: str | None, token_no_scope: str | None) -> list[str]:

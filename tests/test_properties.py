@@ -12,11 +12,8 @@ The clock is fixed and the JWKS is served from memory, so each example is determ
 from __future__ import annotations
 
 import json
-import logging
 import re
 import string
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -31,6 +28,7 @@ from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Fetched
 from authpi_worker.keys import MAX_KEYS
 from authpi_worker.responses import Reply
 from tests.support.keys import SigningKey, make_key
+from tests.support.logs import logged
 from tests.support.tokens import AUDIENCE, b64url, edit_signature, sign
 from tests.support.tokens import header as token_header
 
@@ -120,24 +118,6 @@ def valid_token(alg: str = "ES256", overrides: dict[str, Any] | None = None) -> 
 
 
 # --- the checks every reply must pass -------------------------------------------------------
-
-
-@contextmanager
-def logged() -> Iterator[list[dict[str, Any]]]:
-    """The JSON events logged while the block runs (one list per example, unlike caplog)."""
-    events: list[dict[str, Any]] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            events.append(json.loads(record.getMessage()))
-
-    handler = Collect()
-    logger = logging.getLogger("authpi_worker")
-    logger.addHandler(handler)
-    try:
-        yield events
-    finally:
-        logger.removeHandler(handler)
 
 
 async def request(path: str, authorization: str | None, verifier: Verifier) -> Reply:

@@ -23,7 +23,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import logging
 import os
 import queue
 import re
@@ -32,7 +31,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +45,7 @@ from authpi_worker.auth import Isolate
 from authpi_worker.keys import parse_jwks
 from scripts.local_worker import httpx_fetcher
 from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 from tests.support.tokens import AUDIENCE, claims, header, sign
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -252,24 +251,6 @@ def _events(lines: list[str]) -> list[dict[str, Any]]:
 
 
 # --- The CPython side ------------------------------------------------------------------------
-
-
-@contextmanager
-def logged() -> Iterator[list[dict[str, Any]]]:
-    """The authpi_worker log lines written inside the block, parsed."""
-    events: list[dict[str, Any]] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            events.append(json.loads(record.getMessage()))
-
-    collector = Collect()
-    logger = logging.getLogger("authpi_worker")
-    logger.addHandler(collector)
-    try:
-        yield events
-    finally:
-        logger.removeHandler(collector)
 
 
 def cpython(path: str, authorization: str | None, env: Env, isolate: Isolate) -> Outcome:
