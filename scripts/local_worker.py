@@ -37,8 +37,9 @@ async def httpx_fetcher(url: str, edge_ttl: int | None) -> Fetched:
     """The JWKS over real HTTP from CPython (there is no edge cache here to use or bypass)."""
     async with httpx.AsyncClient(follow_redirects=False) as client:
         response = await client.get(url, headers={"accept": "application/json"})
+        headers = response.headers
         return Fetched(
-            response.status_code, response.content, response.headers.get("cache-control")
+            response.status_code, response.content, headers.get("cache-control"), headers.get("age")
         )
 
 

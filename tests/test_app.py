@@ -40,6 +40,14 @@ async def test_me_without_scope_claim_omits_it_like_json_stringify(
     assert (reply.status, body(reply)) == (200, {"sub": "client_a"})
 
 
+@pytest.mark.parametrize("scope", [["read:reports"], {"a": 1}, 7])
+async def test_me_shows_no_scope_when_the_claim_is_not_a_string(
+    call: Call, issuer: FakeIssuer, scope: object
+) -> None:
+    reply = await call("/me", issuer.mint(sub="client_a", scope=scope))
+    assert (reply.status, body(reply)) == (200, {"sub": "client_a"})
+
+
 async def test_reports_with_scope(call: Call, issuer: FakeIssuer) -> None:
     reply = await call("/reports", issuer.mint(sub="client_a", scope="read:profile read:reports"))
     assert (reply.status, reply.body) == (200, '{"reports":[],"requested_by":"client_a"}')

@@ -12,6 +12,7 @@ from authpi_worker.auth import Verifier
 from authpi_worker.config import Settings
 from authpi_worker.jwks import (
     COOLDOWN,
+    FETCH_TIMEOUT,
     JWKS_MAX_AGE,
     MAX_MAX_AGE,
     MIN_MAX_AGE,
@@ -149,6 +150,24 @@ def test_max_age_is_clamped_to_one_minute_and_one_day(header: str | None, second
     assert max_age(header) == seconds
 
 
+@pytest.mark.parametrize(
+    ("header", "age", "seconds"),
+    [
+        ("max-age=600", "100", 500),
+        ("max-age=600", "590", MIN_MAX_AGE),
+        (None, "30", JWKS_MAX_AGE - 30),
+        ("max-age=600", "-5", 600),
+        ("max-age=600", "soon", 600),
+        ("max-age=600", "9" * 50, 600),
+    ],
+)
+def test_the_time_an_edge_cache_held_the_set_counts_against_its_max_age(
+    header: str | None, age: str, seconds: int
+) -> None:
+    """Without it, a set cached at the edge could be trusted for twice its max-age."""
+    assert max_age(header, age) == seconds
+
+
 async def test_no_keys_and_issuer_down_is_503_with_retry_after_then_recovers(
     call: Call, issuer: FakeIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -234,3 +253,31 @@ async def test_while_one_request_refreshes_an_expired_set_the_others_use_it(
     replies = await asyncio.gather(*(call("/me", now_token(issuer, clock)) for _ in range(10)))
     assert [r.status for r in replies] == [200] * 10
     assert issuer.jwks_hits == 2  # one refresh, not ten; nobody waited on another's fetch
+
+
+async def test_a_long_expired_set_is_not_used_while_another_request_refreshes_it(
+    call: Call, issuer: FakeIssuer, clock: Clock
+) -> None:
+    old = issuer.signer
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    issuer.rotate()
+    issuer.retire(old.kid)
+    clock.advance(JWKS_MAX_AGE + 3600)  # nobody called for an hour past expiry
+    issuer.faults.delay = 0.3
+    replies = await asyncio.gather(*(call("/me", now_token(issuer, clock, old)) for _ in range(2)))
+    assert [r.status for r in replies] == [401, 401]  # neither trusted the hour-old set
+    assert issuer.jwks_hits == 3
+
+
+async def test_a_refresh_that_never_finished_does_not_pin_the_old_set(
+    call: Call, issuer: FakeIssuer, clock: Clock, verifier: Verifier
+) -> None:
+    """On Workers a request whose client left may never resume to finish its fetch; its
+    in-flight mark must lapse with the fetch timeout (simulated: the count left at 1)."""
+    issuer.faults.cache_control = None
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    clock.advance(JWKS_MAX_AGE)
+    verifier.keys._refreshing = 1  # a fetch that started and will never finish
+    verifier.keys._last_attempt = clock.now - FETCH_TIMEOUT
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    assert issuer.jwks_hits == 2  # this request refreshed the set itself

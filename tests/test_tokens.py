@@ -192,6 +192,11 @@ HOSTILE: dict[str, Forge] = {
     "payload not UTF-8": _raw_payload(b'{"sub":"\xff"}'),
     "payload UTF-16 JSON": _raw_payload('{"sub":"x"}'.encode("utf-16")),
     "duplicate claim names": _exp('2000000000, "sub": "a", "sub": "b"'),
+    "deeply nested header (before any key is involved)": lambda i, k: sign(
+        k["ES256"],
+        b'{"alg":"ES256","typ":"at+jwt","x":' + b"[" * 40 + b"]" * 40 + b"}",
+        claims(i.url),
+    ),
     "header not JSON": lambda i, k: "bm90IGpzb24." + i.mint().split(".", 1)[1],
     "deeply nested payload": _raw_payload(b"[" * 3000 + b"]" * 3000),
     "oversize token": lambda i, k: i.mint(pad="x" * MAX_TOKEN_BYTES),

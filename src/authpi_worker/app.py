@@ -23,10 +23,12 @@ async def handle(path: str, authorization: str | None, verifier: Callable[[], Ve
         # Everything below requires a valid AuthPI access token (401, or 503 without keys)
         claims = await verifier().authenticate(authorization)
         if path == "/me":
-            body = {"sub": claims["sub"]}
-            if "scope" in claims:
-                body["scope"] = claims["scope"]
-            return json_reply(body)
+            scope = claims.get("scope")  # a non-string scope means no scopes: not shown
+            return json_reply(
+                {"sub": claims["sub"], "scope": scope}
+                if isinstance(scope, str)
+                else {"sub": claims["sub"]}
+            )
         if path == "/reports":
             # Authenticated is not authorized: check the scope for this route (403)
             if not has_scope(claims, REPORTS_SCOPE):

@@ -12,6 +12,8 @@ ISSUER_VAR = "AUTHPI_ISSUER_URL"
 AUDIENCE_VAR = "AUTHPI_AUDIENCE"
 TOLERANCE_VAR = "AUTHPI_CLOCK_TOLERANCE"
 MAX_CLOCK_TOLERANCE = 300  # seconds; more than five minutes of skew hides a broken clock
+# The keys come from the issuer URL: over plain http anyone on the path could swap them.
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +30,24 @@ class Settings:
 def load_settings(get: Callable[[str], object]) -> Settings:
     """Build Settings from a variable lookup (the Workers env, or os.environ), or explain."""
     issuer = _required(get, ISSUER_VAR)
-    parts = urlsplit(issuer)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(issuer)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed [ in the host
+        raise ServerMisconfigured(ISSUER_VAR, "is not an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ServerMisconfigured(ISSUER_VAR, "is not an http(s) URL")
+    if parts.scheme == "http" and host not in LOOPBACK:
+        raise ServerMisconfigured(ISSUER_VAR, "must be https (http only on this machine)")
     audience = _required(get, AUDIENCE_VAR)
     return Settings(issuer, audience, _tolerance(get(TOLERANCE_VAR)))
 
 
 def _required(get: Callable[[str], object], name: str) -> str:
     value = get(name)
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise ServerMisconfigured(name, "must be a string")
+    if not value or not value.strip():
         raise ServerMisconfigured(name, "is missing")
     if value != value.strip():
         raise ServerMisconfigured(name, "has surrounding whitespace")
@@ -50,7 +60,10 @@ def _tolerance(value: object) -> int:
     if value is None or value == "":
         return 0
     text = str(value).strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_CLOCK_TOLERANCE:
+    if (
+        not (text.isascii() and text.isdigit() and len(text) <= 3)
+        or int(text) > MAX_CLOCK_TOLERANCE
+    ):
         raise ServerMisconfigured(
             TOLERANCE_VAR, f"must be whole seconds from 0 to {MAX_CLOCK_TOLERANCE}"
         )

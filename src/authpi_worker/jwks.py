@@ -26,15 +26,18 @@ COOLDOWN = 30  # jose's cooldownDuration: an unknown kid refetches at most once 
 FETCH_TIMEOUT = 5  # jose's timeoutDuration: a hung issuer must not hold the request
 STALE_IF_ERROR = 86_400  # keep the last good set this long past expiry while refreshes fail
 RETRY_AFTER = 5  # after a failed fetch, wait this long before the next attempt (and say so)
+STALE_WHILE_REFRESH = 60  # an expired set may answer this long while another request refreshes it
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """What a fetcher returns: the status, the raw body and the Cache-Control header."""
+    """What a fetcher returns: the status, the raw body, and the Cache-Control and Age headers
+    (Age is how long an edge cache already held the answer)."""
 
     status: int
     body: bytes
     cache_control: str | None = None
+    age: str | None = None
 
 
 # fetch(url, edge_ttl): edge_ttl is how long Cloudflare's edge may cache the answer, or
@@ -87,7 +90,7 @@ class KeyCache:
         """A key we don't know: maybe a rotation. Ask the issuer itself, past the edge cache,
         at most once per cooldown. While the issuer is failing, the cached set cannot prove the
         token bad, so the answer is 503 (retry), not 401, and the refetch waits only the backoff."""
-        if self._failing and (self._backing_off(now) or self._refreshing):
+        if self._failing and (self._backing_off(now) or self._in_flight(now)):
             raise JwksUnavailable(self._retry_after(now))
         if not self._failing and not self._may_refetch(now):
             raise InvalidToken("unknown_kid", "no key for this token")
@@ -99,12 +102,20 @@ class KeyCache:
         return key
 
     def _being_refreshed(self, now: float) -> bool:
-        """Another request is refreshing an expired set we can still use: use it meanwhile,
-        rather than start a second fetch (without sharing its in-flight I/O)."""
+        """Another request is refreshing a just-expired set: use it meanwhile rather than start
+        a second fetch (without sharing its in-flight I/O). Only briefly past expiry, and only
+        while that fetch can still be running, so a lost request cannot pin an old set."""
         cached = self.cached
         return (
-            self._refreshing > 0 and cached is not None and now < cached.expires_at + STALE_IF_ERROR
+            self._in_flight(now)
+            and cached is not None
+            and now < cached.expires_at + STALE_WHILE_REFRESH
         )
+
+    def _in_flight(self, now: float) -> bool:
+        """A fetch started within its timeout and not finished. The time bound matters on
+        Workers: a request whose client went away may never resume to finish its own."""
+        return self._refreshing > 0 and now - self._last_attempt < FETCH_TIMEOUT
 
     def _usable(self, now: float) -> Cached:
         cached = self.cached
@@ -143,7 +154,7 @@ class KeyCache:
             self._refreshing -= 1
         self._failing = False
         previous = self.cached
-        self.cached = Cached(keys, self._clock(), max_age(fetched.cache_control))
+        self.cached = Cached(keys, self._clock(), max_age(fetched.cache_control, fetched.age))
         if previous is None or previous.keys.fingerprint != keys.fingerprint:
             self.version += 1
         for note in keys.skipped:
@@ -162,14 +173,17 @@ _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-store|no-cache)\b", re.IGNORECASE)
 
 
-def max_age(cache_control: str | None) -> int:
-    """Seconds to keep a fetched set: the response's max-age clamped to [1 min, 1 day],
-    or jose's 10 min when there is none. no-store/no-cache mean the floor."""
+def max_age(cache_control: str | None, age: str | None = None) -> int:
+    """Seconds to keep a fetched set: the response's max-age clamped to [1 min, 1 day], or
+    jose's 10 min when there is none, less the Age an edge cache already held it for (never
+    under 1 min). no-store/no-cache mean the floor."""
     if not cache_control:
-        return JWKS_MAX_AGE
-    if _NO_CACHE.search(cache_control):
-        return MIN_MAX_AGE
-    match = _MAX_AGE.search(cache_control)
-    if match is None:
-        return JWKS_MAX_AGE
-    return min(MAX_MAX_AGE, max(MIN_MAX_AGE, int(match.group(1)[:9])))
+        seconds = JWKS_MAX_AGE
+    elif _NO_CACHE.search(cache_control):
+        seconds = MIN_MAX_AGE
+    elif match := _MAX_AGE.search(cache_control):
+        seconds = min(MAX_MAX_AGE, max(MIN_MAX_AGE, int(match.group(1)[:9])))
+    else:
+        seconds = JWKS_MAX_AGE
+    held = int(age) if age and age.isascii() and age.isdigit() and len(age) <= 9 else 0
+    return max(MIN_MAX_AGE, seconds - held)

@@ -40,7 +40,7 @@ class KeySet:
         """The key a token names, or for a token without kid the one key of its alg."""
         if kid is not None:
             return self.by_kid.get(kid)
-        candidates = [k for k in (*self.by_kid.values(), *self.unnamed) if k.alg == alg]
+        candidates = [k for k in self.all() if k.alg == alg]
         return candidates[0] if len(candidates) == 1 else None
 
     @property

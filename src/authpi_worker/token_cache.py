@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-TOKEN_CACHE_SIZE = 1024  # entries per isolate; ~1 KiB each, so about 1 MiB at most
+TOKEN_CACHE_SIZE = 1024  # entries per isolate: a few MiB of claims even for 8 KiB tokens
 
 
 class TokenCache:

@@ -28,6 +28,9 @@ ALGORITHMS = ("ES256", "EdDSA", "RS256")
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # Checked before any parsing; AuthPI tokens are well under 2 KiB.
 MAX_TOKEN_BYTES = 8192
+# The header is parsed before the signature is checked, so its JSON is attacker-made: a flat
+# object, nothing like the thousands of nested brackets that exhaust Pyodide's wasm stack.
+MAX_HEADER_BRACKETS = 32
 
 _ALLOWED = frozenset(ALGORITHMS)  # parse() checks alg here: it needs no cryptography
 # RFC 6750 §2.1: `Bearer` (any case), one or more spaces, one b64token.
@@ -71,7 +74,10 @@ def parse(token: str) -> Parsed:
     if match is None:
         raise InvalidToken("malformed", "not a compact JWS")
     header_b64, payload_b64, signature_b64 = match.groups()
-    header = _json_object(_b64decode(header_b64), "header")
+    header_bytes = _b64decode(header_b64)
+    if header_bytes.count(b"{") + header_bytes.count(b"[") > MAX_HEADER_BRACKETS:
+        raise InvalidToken("malformed", "header is not a flat JSON object")
+    header = _json_object(header_bytes, "header")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in _ALLOWED:  # a list or object is unhashable
         raise InvalidToken("unsupported_alg", "algorithm not allowed")

@@ -88,6 +88,8 @@ async def fetch_jwks(url: str, edge_ttl: int | None) -> dict[str, Any]:
         "body_type": type(fetched.body).__name__,
         "cache_control": fetched.cache_control,
         "cache_control_type": type(fetched.cache_control).__name__,
+        "age": fetched.age,
+        "age_type": type(fetched.age).__name__,
     }
 
 

@@ -441,15 +441,18 @@ def test_fetch_jwks_hands_over_the_body_and_cache_header_through_js_fetch(
         "body_type": "bytes",
         "cache_control": "public, max-age=600",
         "cache_control_type": "str",
+        "age": None,  # no edge cache in front of the fake issuer: no Age header, None not JsNull
+        "age_type": "NoneType",
     }
-    # What JS fetch was given: the edge cache for 600 s, as a plain object workerd can read.
+    # What JS fetch was given: the edge cache for 600 s, successes only, as plain objects
+    # workerd can read.
     assert sent == {
         "url": url,
         "method": "GET",
         "headers": {"accept": "application/json"},
         "redirect": "manual",
         "cache": None,
-        "cf": {"cacheTtl": 600},
+        "cf": {"cacheTtlByStatus": {"200-299": 600, "300-599": -1}},
     }
     # After an unknown kid: past the edge cache.
     (bypass,) = stage.fetches("fetch_jwks", url, None)
