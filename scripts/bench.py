@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import json
 import logging
@@ -45,7 +44,7 @@ from authpi_worker.auth import Verifier
 from authpi_worker.config import Settings
 from authpi_worker.jwks import COOLDOWN, Fetched
 from tests.support.keys import SigningKey, make_key
-from tests.support.tokens import AUDIENCE, header, mint
+from tests.support.tokens import AUDIENCE, header, mint, unb64url
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "bench" / "results.json"
@@ -253,7 +252,7 @@ def raw_inputs(alg: str, tokens: Sequence[str]) -> list[tuple[bytes, bytes]]:
     inputs = []
     for token in tokens:
         signed, _, encoded = token.rpartition(".")
-        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        signature = unb64url(encoded)
         if alg == "ES256":
             r, s = signature[:32], signature[32:]
             signature = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))

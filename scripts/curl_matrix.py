@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authpi_worker.app import REPORTS_SCOPE
 from scripts.get_token import TokenError, request_token
 from tests.support.tokens import edit_signature, payload_of, with_payload
 
-REPORTS_SCOPE = "read:reports"
 UNKNOWN_PATH = "/no-such-route"
 CURL_TIMEOUT = 20  # seconds per request: a cold workers.dev isolate fetches the JWKS first
 GOT_WIDTH = 60  # the "got" column is cut to this many characters

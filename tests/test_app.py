@@ -12,7 +12,7 @@ from authpi_worker.auth import Verifier
 from authpi_worker.errors import ServerMisconfigured
 from tests.conftest import Call, body
 from tests.support.issuer import FakeIssuer
-from tests.support.tokens import edit_signature, with_payload
+from tests.support.tokens import edit_signature, payload_of, with_payload
 
 
 async def test_root_is_public(call: Call) -> None:
@@ -96,7 +96,7 @@ async def test_unknown_path_without_token_is_401(call: Call) -> None:
 
 async def test_tampered_payload_with_old_signature_is_401(call: Call, issuer: FakeIssuer) -> None:
     token = issuer.mint(scope="read:profile")
-    forged = with_payload(token, {**_claims(token), "scope": "read:reports"})
+    forged = with_payload(token, {**payload_of(token), "scope": "read:reports"})
     reply = await call("/reports", forged)
     assert reply.status == 401
     assert 'error="invalid_token"' in reply.headers["www-authenticate"]
@@ -154,10 +154,3 @@ async def test_rejections_log_one_json_line_with_reason_kid_and_path_never_the_t
     ]
     assert token not in caplog.text
     assert token.split(".")[2] not in caplog.text
-
-
-def _claims(token: str) -> dict[str, object]:
-    import base64
-
-    payload = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))

@@ -4,7 +4,6 @@ quickstart uses it, and every RFC 6749 §5.2 error the local loop relies on."""
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -14,7 +13,7 @@ import pytest
 from jwt.algorithms import ECAlgorithm
 
 from tests.support.issuer import FakeIssuer, running
-from tests.support.tokens import AUDIENCE, payload_of
+from tests.support.tokens import AUDIENCE, header_of, payload_of, unb64url
 
 SCOPED = ("demo-reports", "demo-reports-secret")  # allowed read:reports
 BASIC = ("demo-basic", "demo-basic-secret")  # allowed read:profile only
@@ -47,12 +46,6 @@ def post(
     return httpx.post(f"{issuer.url}/token", headers=headers, timeout=5, **kwargs)
 
 
-def header_of(token: str) -> dict[str, Any]:
-    part = token.split(".")[0]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    return decoded
-
-
 def test_grant_issues_an_es256_at_jwt_with_the_quickstart_claims(local: FakeIssuer) -> None:
     response = post(local, {"grant_type": "client_credentials", "scope": "read:reports"})
     assert response.status_code == 200
@@ -71,7 +64,7 @@ def test_grant_issues_an_es256_at_jwt_with_the_quickstart_claims(local: FakeIssu
     assert claims["sub"] == claims["client_id"] == "demo-reports"
     assert claims["exp"] - claims["iat"] == 300
     head, payload, signature = token.split(".")
-    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    raw = unb64url(signature)
     public = ECAlgorithm.from_jwk(local.signer.jwk())
     assert ECAlgorithm(ECAlgorithm.SHA256).verify(f"{head}.{payload}".encode(), public, raw)
 

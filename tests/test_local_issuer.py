@@ -3,7 +3,6 @@ running issuer noticing what another process changed."""
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import stat
@@ -16,7 +15,7 @@ import pytest
 from scripts.local_issuer import KeyStore, LocalIssuer, load_clients, main
 from tests.conftest import Clock
 from tests.support.issuer import FakeIssuer
-from tests.support.tokens import payload_of
+from tests.support.tokens import header_of, payload_of
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +32,7 @@ def token_kid(issuer: FakeIssuer) -> str:
         auth=("demo-reports", "demo-reports-secret"),
         timeout=5,
     )
-    head = response.json()["access_token"].split(".")[0]
-    return str(json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"])
+    return str(header_of(response.json()["access_token"])["kid"])
 
 
 def test_the_first_start_makes_one_es256_key_and_a_restart_keeps_it(tmp_path: Path) -> None:

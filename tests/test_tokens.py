@@ -22,6 +22,7 @@ from tests.support.tokens import (
     encode_part,
     header,
     sign,
+    unb64url,
     with_payload,
 )
 
@@ -65,14 +66,8 @@ def _other_alg(alg: str, curve: str = "") -> Forge:
 def _es256_signature(issuer: FakeIssuer, keys: Keys, transform: Callable[[bytes], bytes]) -> str:
     token = issuer.mint(keys["ES256"])
     head, payload, signature = token.split(".")
-    raw = transform(_unb64(signature))
+    raw = transform(unb64url(signature))
     return f"{head}.{payload}.{b64url(raw)}"
-
-
-def _unb64(segment: str) -> bytes:
-    import base64
-
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _der(raw: bytes) -> bytes:

@@ -81,14 +81,28 @@ def segments(token: str) -> list[str]:
     return token.split(".")
 
 
+def unb64url(segment: str) -> bytes:
+    """The bytes of an unpadded base64url segment (lenient: for tests and tools, not checks)."""
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def header_of(token: str) -> dict[str, Any]:
+    """The decoded header of a compact JWS, unverified."""
+    return _part(token, 0, "header")
+
+
 def payload_of(token: str) -> dict[str, Any]:
     """The decoded payload of a compact JWS, unverified: for editing, never for trusting."""
+    return _part(token, 1, "payload")
+
+
+def _part(token: str, index: int, name: str) -> dict[str, Any]:
     parts = segments(token)
     if len(parts) != 3:
         raise ValueError("not a compact JWS")
-    decoded = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    decoded = json.loads(unb64url(parts[index]))
     if not isinstance(decoded, dict):
-        raise ValueError("the token's payload is not a JSON object")
+        raise ValueError(f"the token's {name} is not a JSON object")
     return decoded
 
 
