@@ -39,9 +39,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.types import Options
 
-from authpi_worker.app import handle
-from authpi_worker.auth import Verifier
-from authpi_worker.config import Settings
+from app import ROUTES
+from authpi_worker import Isolate, Reply, Request, dispatch
+from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.jwks import COOLDOWN, Fetched
 from tests.support.keys import SigningKey, make_key
 from tests.support.tokens import AUDIENCE, header, mint, unb64url
@@ -213,8 +213,13 @@ def jwks_document(cases: dict[str, Case]) -> bytes:
     return json.dumps({"keys": [case.key.jwk() for case in cases.values()]}).encode()
 
 
-def settings() -> Settings:
-    return Settings(issuer=ISSUER, audience=AUDIENCE)
+ENV = {ISSUER_VAR: ISSUER, AUDIENCE_VAR: AUDIENCE}  # the Worker's vars
+URL = f"https://authpi-worker.example{PATH}"  # the request URL the Worker sees
+
+
+async def handle(isolate: Isolate, authorization: str) -> Reply:
+    """One request as entry.py hands it to the core: GET PATH with this Authorization."""
+    return await dispatch(ROUTES, Request("GET", URL, authorization), isolate, ENV.get)
 
 
 def write_jose_cases(path: Path, cases: dict[str, Case]) -> None:
@@ -278,16 +283,12 @@ def time_pyjwt(public: Any, tokens: Sequence[str]) -> Timing:
     return watch.per(len(tokens))
 
 
-async def time_requests(verifier: Verifier, authorizations: Sequence[str]) -> Timing:
+async def time_requests(isolate: Isolate, authorizations: Sequence[str]) -> Timing:
     """The whole request: Authorization header → verdict → JSON Reply, no HTTP server."""
-
-    def current() -> Verifier:
-        return verifier
-
     refused = 0
     watch = Stopwatch()
     for authorization in authorizations:
-        reply = await handle(PATH, authorization, current)
+        reply = await handle(isolate, authorization)
         refused += reply.status != 200
     timing = watch.per(len(authorizations))
     if refused:
@@ -316,8 +317,8 @@ NODE_COMMANDS = {"jose_us": "JOSE", "webcrypto_verify_us": "SUBTLE", "node_sync_
 class Round:
     """One algorithm's share of a round: its fresh tokens, minted and decoded ahead."""
 
-    def __init__(self, case: Case, verifier: Verifier, jose: Jose, batch: int) -> None:
-        self.case, self.verifier, self.jose, self.batch = case, verifier, jose, batch
+    def __init__(self, case: Case, isolate: Isolate, jose: Jose, batch: int) -> None:
+        self.case, self.isolate, self.jose, self.batch = case, isolate, jose, batch
         self.tokens = case.mint(batch)  # fresh: never seen by the verified-token cache
         self.fresh = [f"Bearer {token}" for token in self.tokens]
         self.repeated = f"Bearer {case.mint(1)[0]}"
@@ -326,21 +327,21 @@ class Round:
 
     async def measure(self, field: str) -> Timing:
         if field == "cached_path_us":  # its first request verifies the token and caches it
-            await time_requests(self.verifier, [self.repeated])
+            await time_requests(self.isolate, [self.repeated])
         with no_gc():
             if field == "raw_verify_us":
                 return time_raw(self.verify, self.inputs)
             if field == "pyjwt_decode_us":
                 return time_pyjwt(self.case.public, self.tokens)
             if field == "full_path_us":
-                return await time_requests(self.verifier, self.fresh)
+                return await time_requests(self.isolate, self.fresh)
             if field == "cached_path_us":
-                return await time_requests(self.verifier, [self.repeated] * CACHED_BATCH)
+                return await time_requests(self.isolate, [self.repeated] * CACHED_BATCH)
             return self.jose.time(NODE_COMMANDS[field], self.case.alg, self.batch)
 
 
 async def run_rounds(
-    cases: dict[str, Case], verifier: Verifier, jose: Jose, rounds: int, batch: int
+    cases: dict[str, Case], isolate: Isolate, jose: Jose, rounds: int, batch: int
 ) -> Samples:
     """Every measurement once per round; the order reverses every other round, and the
     algorithms rotate, so no measurement always runs first, last or next to the same one."""
@@ -348,7 +349,7 @@ async def run_rounds(
     for number in range(rounds):
         shift = number % len(ALGS)
         for alg in ALGS[shift:] + ALGS[:shift]:
-            share = Round(cases[alg], verifier, jose, batch)
+            share = Round(cases[alg], isolate, jose, batch)
             for field in FIELDS if number % 2 == 0 else FIELDS[::-1]:
                 samples[alg][field].append(await share.measure(field))
         print(f"  round {number + 1}/{rounds}", end="\r", file=sys.stderr, flush=True)
@@ -359,8 +360,8 @@ async def run_rounds(
 async def count_sequential(cases: dict[str, Case], count: int) -> int:
     """JWKS fetches for count sequential requests under one kid, each with a fresh token."""
     issuer = MemoryIssuer(jwks_document(cases))
-    verifier = Verifier(settings(), issuer)
-    await time_requests(verifier, [f"Bearer {token}" for token in cases["ES256"].mint(count)])
+    isolate = Isolate(issuer)
+    await time_requests(isolate, [f"Bearer {token}" for token in cases["ES256"].mint(count)])
     return issuer.calls
 
 
@@ -371,8 +372,8 @@ async def count_flood(cases: dict[str, Case], count: int) -> int:
     (once) and is not merely held back by the first fetch."""
     issuer = MemoryIssuer(jwks_document(cases))
     clock = ManualClock()
-    verifier = Verifier(settings(), issuer, clock)
-    await time_requests(verifier, [f"Bearer {cases['ES256'].mint(1)[0]}"])
+    isolate = Isolate(issuer, clock)
+    await time_requests(isolate, [f"Bearer {cases['ES256'].mint(1)[0]}"])
     clock.now += COOLDOWN + 1
     attacker = make_key("ES256")  # signs well, but under kids the issuer never published
     tokens = [
@@ -380,9 +381,7 @@ async def count_flood(cases: dict[str, Case], count: int) -> int:
         for index in range(count)
     ]
     before = issuer.calls
-    replies = await asyncio.gather(
-        *(handle(PATH, f"Bearer {token}", lambda: verifier) for token in tokens)
-    )
+    replies = await asyncio.gather(*(handle(isolate, f"Bearer {token}") for token in tokens))
     if any(reply.status != 401 for reply in replies):
         raise BenchError("an unknown-kid token was not refused with 401")
     return issuer.calls - before
@@ -549,16 +548,16 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
     """Every measurement and count: (per-round samples, results.json)."""
     cases = make_cases()
     issuer = MemoryIssuer(jwks_document(cases))
-    verifier = Verifier(settings(), issuer)
+    isolate = Isolate(issuer)
     for case in cases.values():  # fills the key cache: the single fetch of the timed run
-        await time_requests(verifier, [f"Bearer {case.mint(1)[0]}"])
+        await time_requests(isolate, [f"Bearer {case.mint(1)[0]}"])
     with tempfile.TemporaryDirectory() as scratch:
         jose_cases = Path(scratch) / "cases.json"
         write_jose_cases(jose_cases, cases)
         jose = Jose(node, jose_cases)
         try:
             print(f"node {jose.ready['node']}, jose {jose.ready['jose']} ready", file=sys.stderr)
-            samples = await run_rounds(cases, verifier, jose, rounds, batch)
+            samples = await run_rounds(cases, isolate, jose, rounds, batch)
             node_info = jose.info()
         finally:
             jose.close()

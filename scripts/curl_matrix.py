@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authpi_worker.app import REPORTS_SCOPE
+from app import REPORTS_SCOPE
 from scripts.get_token import TokenError, request_token
 from tests.support.tokens import edit_signature, payload_of, with_payload
 

@@ -44,7 +44,15 @@ from urllib.parse import urlsplit
 from authpi_worker.jwks import COOLDOWN, JWKS_MAX_AGE
 from tests.support.issuer import FakeIssuer, running
 from tests.support.keys import make_key
-from tests.support.tokens import claims, edit_signature, header, mint, sign, with_payload
+from tests.support.tokens import (
+    AUDIENCE,
+    claims,
+    edit_signature,
+    header,
+    mint,
+    sign,
+    with_payload,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -58,6 +66,9 @@ STOP_TIMEOUT = 5.0  # seconds between SIGINT and SIGKILL
 READY = re.compile(r"^authpi-worker on (http://\S+)")  # scripts/serve's first line
 SHOWN_PROBLEMS = 10
 SERVER_TAIL = 40  # lines of the server's output kept to explain a failure
+# RFC 9728 §5.1: every challenge points to the metadata of the resource (the audience here).
+METADATA = f'resource_metadata="{AUDIENCE}/.well-known/oauth-protected-resource"'
+DPOP_ALGS = 'algs="ES256 Ed25519 EdDSA RS256"'
 
 
 class LoadError(Exception):
@@ -81,7 +92,7 @@ def _json(data: dict[str, Any]) -> bytes:
 
 
 def _invalid(kind: str, path: str, token: str, description: str) -> Probe:
-    challenge = f'Bearer error="invalid_token", error_description="{description}"'
+    challenge = f'Bearer error="invalid_token", error_description="{description}", {METADATA}'
     return Probe(kind, path, f"Bearer {token}", 401, _json({"error": "unauthorized"}), challenge)
 
 
@@ -116,7 +127,7 @@ def build_kinds(issuer: FakeIssuer, pool: int) -> list[Kind]:
 
     def no_scope(i: int) -> Probe:
         token = issuer.mint(keys[i % len(keys)], scope="read:profile")
-        challenge = f'Bearer error="insufficient_scope", scope="{REPORTS_SCOPE}"'
+        challenge = f'Bearer error="insufficient_scope", scope="{REPORTS_SCOPE}", {METADATA}'
         body = _json({"error": "insufficient_scope"})
         return Probe("valid, no scope", "/reports", f"Bearer {token}", 403, body, challenge)
 
@@ -151,7 +162,8 @@ def build_kinds(issuer: FakeIssuer, pool: int) -> list[Kind]:
 
     def no_token(i: int) -> Probe:
         body = _json({"error": "unauthorized"})
-        return Probe("no token", "/me", None, 401, body, "Bearer")
+        challenge = f"Bearer {METADATA}, DPoP {DPOP_ALGS}, {METADATA}"
+        return Probe("no token", "/me", None, 401, body, challenge)
 
     return [
         Kind("valid /me", 6, each(lambda i: valid(i, "/me"))),

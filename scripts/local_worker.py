@@ -10,27 +10,29 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
 import pyjson5
 
-from authpi_worker.app import handle
-from authpi_worker.auth import Isolate
-from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, TOLERANCE_VAR
-from authpi_worker.jwks import Fetched
+from app import ROUTES
+from authpi_worker import Fetched, Isolate, Request, dispatch
+from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, VARS
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8787  # wrangler dev's port
 REQUEST_TIMEOUT = 30  # seconds a local request may take before the server gives up
-VARS = (ISSUER_VAR, AUDIENCE_VAR, TOLERANCE_VAR)
+# A Host header as browsers and curl send it; anything else is answered as if it named the
+# address we listen on (workerd, too, only ever hands the Worker a parsed URL).
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 async def httpx_fetcher(url: str, edge_ttl: int | None) -> Fetched:
@@ -79,10 +81,17 @@ class LocalWorker:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
-    def answer(self, path: str, authorization: str | None) -> tuple[int, str, dict[str, str]]:
-        coroutine = handle(path, authorization, lambda: self.isolate.verifier(self.variables.get))
+    def answer(self, request: Request) -> tuple[int, str, dict[str, str]]:
+        coroutine = dispatch(ROUTES, request, self.isolate, self.variables.get)
         reply = asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(REQUEST_TIMEOUT)
         return reply.status, reply.body, reply.headers
+
+
+def request_url(host: str | None, target: str, listening: str) -> str:
+    """The URL the Worker sees, built from the Host header as Workers does (DPoP proofs name
+    it); an unusable Host is taken as the address we listen on."""
+    authority = host if host is not None and _HOST.fullmatch(host) else listening
+    return f"http://{authority}{target if target.startswith('/') else '/' + target}"
 
 
 def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
@@ -98,9 +107,18 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
             length = int(self.headers.get("content-length") or 0)
             if length:
                 self.rfile.read(min(length, 1 << 20))
-            status, body, headers = worker.answer(
-                urlsplit(self.path).path, self.headers.get("authorization")
+            host, port = cast(tuple[str, int], self.server.server_address)[:2]
+            header = self.headers.get
+            request = Request(
+                self.command,
+                request_url(header("host"), self.path, f"{host}:{port}"),
+                authorization=header("authorization"),
+                # Repeated fields joined with ", ", as the Fetch standard's Headers.get does.
+                dpop=", ".join(self.headers.get_all("dpop") or ()) or None,
+                origin=header("origin"),
+                access_control_request_method=header("access-control-request-method"),
             )
+            status, body, headers = worker.answer(request)
             data = body.encode()
             self.send_response(status)
             for name, value in headers.items():

@@ -1,21 +1,23 @@
 """authpi-worker: a Cloudflare Python Worker that accepts AuthPI access tokens.
 
-The Python port of AuthPI's Cloudflare Workers quickstart. This is the only module that
-touches the Workers runtime; the routes and the token rules live in `authpi_worker`.
+The Python port of AuthPI's Cloudflare Workers quickstart. The routes are declared in app.py;
+the token rules, the caches, CORS and the RFC 9728 metadata live in `authpi_worker`. This is
+the only module that touches the Workers runtime.
 """
 
 from typing import Any
-from urllib.parse import urlsplit
 
-from workers import Request, Response, WorkerEntrypoint, fetch
+import js
+from pyodide.ffi import to_js
+from workers import WorkerEntrypoint, fetch
 
-from authpi_worker.app import handle
-from authpi_worker.auth import Isolate
-from authpi_worker.jwks import Fetched
+from app import ROUTES
+from authpi_worker import Fetched, Isolate, Reply, Request, dispatch
 
-# What the verifier enforces (authpi_worker.tokens): iss == AUTHPI_ISSUER_URL, aud contains
-# AUTHPI_AUDIENCE, algorithms ES256 / EdDSA / RS256 only, typ at+jwt, exp required, nbf and
-# iat not in the future (AUTHPI_CLOCK_TOLERANCE seconds of leeway, default 0), sub required.
+# What the verifier enforces (authpi_worker.tokens, .dpop): iss == AUTHPI_ISSUER_URL, aud names
+# one of AUTHPI_AUDIENCE, algorithms ES256 / EdDSA (Ed25519) / RS256 only, typ at+jwt, exp
+# required, nbf and iat not in the future (AUTHPI_CLOCK_TOLERANCE seconds of leeway, default 0),
+# sub required; a token bound to a DPoP key (cnf.jkt) only with a valid proof of that key.
 
 
 async def fetch_jwks(url: str, edge_ttl: int | None) -> Fetched:
@@ -33,24 +35,45 @@ async def fetch_jwks(url: str, edge_ttl: int | None) -> Fetched:
     return Fetched(response.status, body, headers.get("cache-control"), headers.get("age"))
 
 
-# Per isolate: the key set and verified tokens, kept across requests. Empty until the first
-# protected request (top-level code runs under the deploy snapshot: no I/O here).
+# Per isolate: the key set, verified tokens and seen DPoP proofs, kept across requests. Empty
+# until the first protected request (top-level code runs under the deploy snapshot: no I/O).
 ISOLATE = Isolate(fetch_jwks)
 
 
 class Default(WorkerEntrypoint):
-    async def fetch(self, request: Request) -> Response:
-        path = urlsplit(request.url).path
-
-        def env_var(name: str) -> str | int | None:
-            # vars are strings, or numbers where wrangler.jsonc writes a JSON number
-            value = getattr(self.env, name, None)
-            return value if isinstance(value, str | int) and not isinstance(value, bool) else None
-
-        # / is public; /me needs a valid token (401); /reports also needs read:reports (403).
-        reply = await handle(
-            path,
-            request.headers.get("authorization"),
-            lambda: ISOLATE.verifier(env_var),
+    async def fetch(self, request: Any) -> Any:
+        # The JS Request itself: reading the few headers we use costs less than the SDK's
+        # wrapper, which rebuilds a message from every header on each access.
+        raw = request.js_object
+        headers = raw.headers
+        reply = await dispatch(
+            ROUTES,
+            Request(
+                raw.method,
+                raw.url,
+                authorization=_text(headers.get("authorization")),
+                dpop=_text(headers.get("dpop")),
+                origin=_text(headers.get("origin")),
+                access_control_request_method=_text(headers.get("access-control-request-method")),
+            ),
+            ISOLATE,
+            self.var,
         )
-        return Response(reply.body, status=reply.status, headers=reply.headers)
+        return _response(reply)
+
+    def var(self, name: str) -> str | int | None:
+        # vars are strings, or numbers where wrangler.jsonc writes a JSON number
+        value = getattr(self.env, name, None)
+        return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    """A header's value; a missing one arrives as JS null, which is not None."""
+    return value if isinstance(value, str) else None
+
+
+def _response(reply: Reply) -> Any:
+    """The JS Response, built directly: the SDK's Response converts more than a Reply needs."""
+    options = {"status": reply.status, "headers": reply.headers}
+    init = to_js(options, dict_converter=js.Object.fromEntries)
+    return js.Response.new(reply.body or None, init)

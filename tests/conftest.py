@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from authpi_worker.app import handle
+from app import ROUTES
+from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.auth import Verifier
-from authpi_worker.config import Settings
-from authpi_worker.responses import Reply
+from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, Settings
 from scripts.local_worker import httpx_fetcher
 from tests.support.issuer import FakeIssuer, running
 from tests.support.keys import SigningKey, make_key
@@ -33,6 +33,7 @@ class Clock:
 
 
 Call = Callable[..., Awaitable[Reply]]
+WORKER = "https://authpi-worker.example"  # the Worker's own origin in the tests' request URLs
 
 
 @pytest.fixture(scope="session")
@@ -54,28 +55,49 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def settings(issuer: FakeIssuer) -> Settings:
-    return Settings(issuer=issuer.url, audience=AUDIENCE)
+def env(issuer: FakeIssuer) -> dict[str, object]:
+    """The Worker's variables: a test may change them before its first request."""
+    return {ISSUER_VAR: issuer.url, AUDIENCE_VAR: AUDIENCE}
 
 
 @pytest.fixture
-def verifier(settings: Settings, clock: Clock) -> Verifier:
-    return Verifier(settings, httpx_fetcher, clock)
+def isolate(clock: Clock) -> Isolate:
+    """One isolate's state, as entry.py keeps it at module level, on the test's clock."""
+    return Isolate(httpx_fetcher, clock)
 
 
 @pytest.fixture
-def call(verifier: Verifier) -> Call:
-    """Drive the full request path: (path, token or authorization) → Reply."""
+def verifier(isolate: Isolate, env: dict[str, object]) -> Verifier:
+    """The Verifier the isolate uses for env: its caches are the ones requests fill."""
+    return isolate.verifier(env.get)
+
+
+@pytest.fixture
+def settings(verifier: Verifier) -> Settings:
+    return verifier.settings
+
+
+@pytest.fixture
+def call(isolate: Isolate, env: dict[str, object]) -> Call:
+    """Drive the full request path: (path, token or authorization, …) → Reply."""
 
     async def call(
-        path: str, token: str | None = None, *, authorization: str | None = None
+        path: str,
+        token: str | None = None,
+        *,
+        authorization: str | None = None,
+        method: str = "GET",
+        dpop: str | None = None,
+        origin: str | None = None,
+        preflight: str | None = None,
     ) -> Reply:
         header = (
             authorization
             if authorization is not None
             else (f"Bearer {token}" if token is not None else None)
         )
-        return await handle(path, header, lambda: verifier)
+        request = Request(method, WORKER + path, header, dpop, origin, preflight)
+        return await dispatch(ROUTES, request, isolate, env.get)
 
     return call
 

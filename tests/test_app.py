@@ -1,4 +1,4 @@
-"""The quickstart's matrix through the full request path (app → auth → tokens → jwks)."""
+"""The quickstart's matrix through the full request path (routes → auth → tokens → jwks)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import logging
 
 import pytest
 
-from authpi_worker.app import handle
-from authpi_worker.auth import Verifier
-from authpi_worker.errors import ServerMisconfigured
 from tests.conftest import Call, body
 from tests.support.issuer import FakeIssuer
 from tests.support.tokens import edit_signature, payload_of, with_payload
@@ -21,10 +18,13 @@ async def test_root_is_public(call: Call) -> None:
     assert "www-authenticate" not in reply.headers
 
 
-async def test_me_without_token_is_401_with_bare_bearer_challenge(call: Call) -> None:
+async def test_me_without_token_is_401_with_a_challenge_for_each_scheme(call: Call) -> None:
     reply = await call("/me")
     assert (reply.status, reply.body) == (401, '{"error":"unauthorized"}')
-    assert reply.headers["www-authenticate"] == "Bearer"
+    metadata = 'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"'
+    assert reply.headers["www-authenticate"] == (
+        f'Bearer {metadata}, DPoP algs="ES256 Ed25519 EdDSA RS256", {metadata}'
+    )
 
 
 async def test_me_with_valid_token_shows_sub_and_scope(call: Call, issuer: FakeIssuer) -> None:
@@ -58,9 +58,9 @@ async def test_reports_without_scope_is_403_with_scope_challenge(
 ) -> None:
     reply = await call("/reports", issuer.mint(scope="read:profile"))
     assert (reply.status, reply.body) == (403, '{"error":"insufficient_scope"}')
-    assert (
-        reply.headers["www-authenticate"]
-        == 'Bearer error="insufficient_scope", scope="read:reports"'
+    assert reply.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="read:reports", '
+        'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"'
     )
 
 
@@ -109,29 +109,20 @@ async def test_one_signature_character_edited_is_401(
     assert (await call("/me", edit_signature(issuer.mint(), position))).status == 401
 
 
+@pytest.mark.parametrize("path", ["/me", "/reports", "/admin"])
 async def test_misconfigured_env_is_500_on_protected_routes_only(
+    call: Call,
+    env: dict[str, object],
+    issuer: FakeIssuer,
     caplog: pytest.LogCaptureFixture,
+    path: str,
 ) -> None:
-    def broken() -> Verifier:
-        raise ServerMisconfigured("AUTHPI_ISSUER_URL", "is missing")
-
-    assert (await handle("/", None, broken)).status == 200
+    del env["AUTHPI_ISSUER_URL"]
+    assert (await call("/")).status == 200
     with caplog.at_level(logging.WARNING, "authpi_worker"):
-        reply = await handle("/me", "Bearer x.y.z", broken)
+        reply = await call(path, issuer.mint())
     assert (reply.status, reply.body) == (500, '{"error":"server_misconfigured"}')
-    assert "AUTHPI_ISSUER_URL" in caplog.text
-
-
-async def test_unexpected_error_is_json_500_without_the_token(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    def bug() -> Verifier:
-        raise KeyError("boom")
-
-    with caplog.at_level(logging.WARNING, "authpi_worker"):
-        reply = await handle("/me", "Bearer secret.token.value", bug)
-    assert (reply.status, reply.body) == (500, '{"error":"internal_error"}')
-    assert "secret.token.value" not in caplog.text and "KeyError" in caplog.text
+    assert '"detail":"AUTHPI_ISSUER_URL"' in caplog.text
 
 
 async def test_rejections_log_one_json_line_with_reason_kid_and_path_never_the_token(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from authpi_worker.config import MAX_CLOCK_TOLERANCE, Settings, load_settings
+from authpi_worker.config import (
+    MAX_CLOCK_TOLERANCE,
+    Settings,
+    load_cors_origins,
+    load_settings,
+)
 from authpi_worker.errors import ServerMisconfigured
 
 GOOD = {
@@ -15,12 +20,111 @@ GOOD = {
 
 def test_good_settings() -> None:
     settings = load_settings({**GOOD, "AUTHPI_CLOCK_TOLERANCE": "30"}.get)
-    assert settings == Settings("https://idp.authpi.com/iss_1", "https://api.example.com", 30)
+    assert settings == Settings(
+        "https://idp.authpi.com/iss_1",
+        ("https://api.example.com",),
+        30,
+        "allowed",
+        "https://api.example.com",
+    )
     assert settings.jwks_url == "https://idp.authpi.com/iss_1/jwks.json"
 
 
-def test_the_audience_may_be_a_client_id() -> None:
-    assert load_settings({**GOOD, "AUTHPI_AUDIENCE": "client_abc"}.get).audience == "client_abc"
+def test_the_audience_may_be_a_client_id_and_then_is_no_resource() -> None:
+    settings = load_settings({**GOOD, "AUTHPI_AUDIENCE": "client_abc"}.get)
+    assert (settings.audiences, settings.resource) == (("client_abc",), None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://api.example.com, https://api-v2.example.com",
+        "https://api.example.com https://api-v2.example.com",
+        "https://api.example.com,https://api-v2.example.com",
+        "https://api.example.com ,\n https://api-v2.example.com",
+    ],
+)
+def test_several_audiences_separated_by_commas_or_spaces(value: str) -> None:
+    settings = load_settings({**GOOD, "AUTHPI_AUDIENCE": value}.get)
+    assert settings.audiences == ("https://api.example.com", "https://api-v2.example.com")
+    assert settings.resource == "https://api.example.com"  # the first, as RFC 9728's resource
+
+
+@pytest.mark.parametrize(
+    ("audience", "resource"),
+    [
+        ("https://api.example.com/v1", "https://api.example.com/v1"),
+        ("http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+        ("http://api.example.com", None),  # http only on loopback
+        ("https://api.example.com/#frag", None),
+        ("https://api.example.com/?q=1", None),
+        ("urn:example:api", None),
+        ("client_abc https://api.example.com", None),  # only the first counts
+    ],
+)
+def test_the_resource_defaults_to_the_first_audience_when_it_is_an_https_url(
+    audience: str, resource: str | None
+) -> None:
+    assert load_settings({**GOOD, "AUTHPI_AUDIENCE": audience}.get).resource == resource
+
+
+def test_authpi_resource_wins_over_the_audience() -> None:
+    env = {**GOOD, "AUTHPI_AUDIENCE": "client_abc", "AUTHPI_RESOURCE": "https://api.example/v2"}
+    assert load_settings(env.get).resource == "https://api.example/v2"
+
+
+@pytest.mark.parametrize("mode", ["allowed", "required", "disabled"])
+def test_dpop_modes(mode: str) -> None:
+    assert load_settings({**GOOD, "AUTHPI_DPOP": mode}.get).dpop == mode
+
+
+def test_dpop_defaults_to_allowed() -> None:
+    assert load_settings({**GOOD, "AUTHPI_DPOP": ""}.get).dpop == "allowed"
+
+
+@pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        (None, frozenset()),
+        ("", frozenset()),
+        ("*", frozenset({"*"})),
+        ("https://app.example.com", frozenset({"https://app.example.com"})),
+        (
+            "https://app.example.com, http://localhost:5173",
+            frozenset({"https://app.example.com", "http://localhost:5173"}),
+        ),
+        ("https://App.Example.COM:443", frozenset({"https://app.example.com"})),
+        (
+            "HTTP://127.0.0.1:80 http://[::1]:3000",
+            frozenset({"http://127.0.0.1", "http://[::1]:3000"}),
+        ),
+    ],
+)
+def test_cors_allowed_origins(value: str | None, origins: frozenset[str]) -> None:
+    assert load_cors_origins({"CORS_ALLOWED_ORIGINS": value}.get) == origins
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://app.example.com/",
+        "https://app.example.com/app",
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://",
+        "https://user@app.example.com",
+        "https://app.example.com?x=1",
+        "https://app.example.com#x",
+        "https://app.example.com:99999",
+        "* https://app.example.com",
+        "null",
+        "https://app.example.com {placeholder}",
+    ],
+)
+def test_a_malformed_cors_origin_names_the_var(value: str) -> None:
+    with pytest.raises(ServerMisconfigured) as caught:
+        load_cors_origins({"CORS_ALLOWED_ORIGINS": value}.get)
+    assert caught.value.variable == "CORS_ALLOWED_ORIGINS"
 
 
 def test_a_trailing_slash_issuer_is_kept_for_iss_but_not_doubled_in_the_jwks_url() -> None:
@@ -51,6 +155,14 @@ def test_a_trailing_slash_issuer_is_kept_for_iss_but_not_doubled_in_the_jwks_url
         ("AUTHPI_CLOCK_TOLERANCE", "²", "whole seconds"),
         ("AUTHPI_CLOCK_TOLERANCE", str(MAX_CLOCK_TOLERANCE + 1), "whole seconds"),
         ("AUTHPI_CLOCK_TOLERANCE", "9" * 5000, "whole seconds"),
+        ("AUTHPI_AUDIENCE", "{audience}", "placeholder"),
+        ("AUTHPI_DPOP", "require", "one of allowed, required, disabled"),
+        ("AUTHPI_DPOP", "Allowed", "one of allowed, required, disabled"),
+        ("AUTHPI_DPOP", "true", "one of allowed, required, disabled"),
+        ("AUTHPI_RESOURCE", "api.example.com", "http(s) URL"),
+        ("AUTHPI_RESOURCE", "http://api.example.com", "must be https"),
+        ("AUTHPI_RESOURCE", "https://api.example.com/#x", "no query or fragment"),
+        ("AUTHPI_RESOURCE", "https://api.example.com/?v=1", "no query or fragment"),
     ],
 )
 def test_unusable_variables_name_themselves(name: str, value: str | None, problem: str) -> None:

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
+from authpi_worker import Isolate
 from authpi_worker.auth import Verifier
-from authpi_worker.config import Settings
 from authpi_worker.jwks import (
     COOLDOWN,
     FETCH_TIMEOUT,
@@ -49,8 +49,9 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def verifier(settings: Settings, clock: Clock, recorder: Recorder) -> Verifier:
-    return Verifier(settings, recorder, clock)
+def isolate(clock: Clock, recorder: Recorder) -> Isolate:
+    """The isolate the requests go through, its JWKS fetches recorded."""
+    return Isolate(recorder, clock)
 
 
 async def test_many_requests_one_fetch(call: Call, issuer: FakeIssuer, verifier: Verifier) -> None:

@@ -1,8 +1,8 @@
-"""Bad input at scale: hypothesis drives the full request path (app.handle → Verifier →
+"""Bad input at scale: hypothesis drives the full request path (dispatch → Verifier →
 tokens → keys → jwks) with generated Authorization headers, token segments and JWKS documents.
 
 Whatever comes in, the answer is one of 200/401/403/404/503 with a JSON body and the challenge
-its status calls for, never an exception: handle() turns an exception into a 500
+its status calls for, never an exception: dispatch() turns an exception into a 500
 internal_error, which these tests forbid. Where the input is built to be valid or invalid by
 construction (a value drawn from a "good" or a "bad" strategy), the verdict is checked too.
 
@@ -16,23 +16,26 @@ import re
 import string
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authpi_worker.app import REPORTS_SCOPE, handle
-from authpi_worker.auth import Verifier
-from authpi_worker.config import Settings
+from app import REPORTS_SCOPE, ROUTES
+from authpi_worker import Isolate, Reply, Request, dispatch
+from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Fetched
 from authpi_worker.keys import MAX_KEYS
-from authpi_worker.responses import Reply
+from authpi_worker.responses import DPOP_ALGS
 from tests.support.keys import SigningKey, make_key
 from tests.support.logs import logged
 from tests.support.tokens import AUDIENCE, b64url, edit_signature, sign
 from tests.support.tokens import header as token_header
 
 ISSUER = "https://idp.example.test/iss_props"
+ENV = {ISSUER_VAR: ISSUER, AUDIENCE_VAR: AUDIENCE}
+WORKER = "https://authpi-worker.example"
 NOW = 1_800_000_000.0  # the fixed clock of every example
 LATER = int(NOW) + 3600  # an exp that is valid at NOW
 ALGS = ("ES256", "EdDSA", "RS256")
@@ -47,14 +50,20 @@ REASONS = frozenset(
         *("wrong_typ", "unsupported_crit", "unknown_kid", "alg_key_mismatch", "bad_signature"),
         *("expired", "not_yet_valid", "issued_in_future", "invalid_claim", "wrong_issuer"),
         *("wrong_audience", "missing_exp", "missing_sub", "insufficient_scope"),
-        "jwks_unavailable",
+        *("jwks_unavailable", "token_not_bound", "dpop_bound_token", "unsupported_cnf"),
+        *("dpop_proof_missing", "dpop_proof_repeated"),
     }
 )
+# RFC 9728 §5.1: every challenge points to the metadata (of the audience, here a URL).
+METADATA = f'resource_metadata="{AUDIENCE}/.well-known/oauth-protected-resource"'
+NO_CREDENTIALS_CHALLENGE = f'Bearer {METADATA}, DPoP algs="{DPOP_ALGS}", {METADATA}'
 # RFC 6750 §3: error_description is a quoted-string of %x20-21 / %x23-5B / %x5D-7E.
-INVALID_TOKEN_CHALLENGE = re.compile(
-    r'Bearer error="invalid_token", error_description="[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+INVALID_CHALLENGE = re.compile(
+    r'(Bearer|DPoP) error="(invalid_token|invalid_dpop_proof)", '
+    r'error_description="[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+    rf'(, algs="{DPOP_ALGS}")?, {re.escape(METADATA)}'
 )
-SCOPE_CHALLENGE = f'Bearer error="insufficient_scope", scope="{REPORTS_SCOPE}"'
+SCOPE_CHALLENGE = f'Bearer error="insufficient_scope", scope="{REPORTS_SCOPE}", {METADATA}'
 
 B64URL = string.ascii_letters + string.digits + "-_"
 B64TOKEN = B64URL + ".~+/"
@@ -99,15 +108,15 @@ def good_jwks() -> bytes:
     return json.dumps({"keys": [key.jwk() for key in published().values()]}).encode()
 
 
-def verifier_for(
+def isolate_for(
     document: bytes, status: int = 200, cache_control: str | None = "max-age=600"
-) -> Verifier:
-    """A Verifier whose JWKS fetch always answers this, at the fixed clock."""
+) -> Isolate:
+    """An isolate whose JWKS fetch always answers this, at the fixed clock."""
 
     async def fetch(url: str, edge_ttl: int | None) -> Fetched:
         return Fetched(status, document, cache_control)
 
-    return Verifier(Settings(ISSUER, AUDIENCE), fetch, lambda: NOW)
+    return Isolate(fetch, lambda: NOW)
 
 
 def valid_token(alg: str = "ES256", overrides: dict[str, Any] | None = None) -> str:
@@ -120,10 +129,12 @@ def valid_token(alg: str = "ES256", overrides: dict[str, Any] | None = None) -> 
 # --- the checks every reply must pass -------------------------------------------------------
 
 
-async def request(path: str, authorization: str | None, verifier: Verifier) -> Reply:
+async def request(path: str, authorization: str | None, isolate: Isolate) -> Reply:
     """One request through the full path; checks what every reply must be, returns it."""
     with logged() as events:
-        reply = await handle(path, authorization, lambda: verifier)
+        # As the runtime has it: a URL whose path is percent-encoded (WHATWG URL).
+        url = WORKER + quote(path, safe="/%:@!$&'()*+,;=~")
+        reply = await dispatch(ROUTES, Request("GET", url, authorization), isolate, ENV.get)
     check_reply(reply, path, events)
     credential = (authorization or "").split()[-1:]  # the token, or what stands for it
     if credential and len(credential[0]) >= 40:
@@ -148,8 +159,10 @@ def check_reply(reply: Reply, path: str, events: list[dict[str, Any]]) -> None:
         assert rejections == [], events
     if reply.status == 401:
         assert data == {"error": "unauthorized"}
-        assert challenge is not None and challenge.startswith("Bearer")
-        assert challenge == "Bearer" or INVALID_TOKEN_CHALLENGE.fullmatch(challenge), challenge
+        assert challenge is not None
+        assert challenge == NO_CREDENTIALS_CHALLENGE or INVALID_CHALLENGE.fullmatch(challenge), (
+            challenge
+        )
     elif reply.status == 403:
         assert path == "/reports"
         assert data == {"error": "insufficient_scope"}
@@ -424,16 +437,16 @@ presentations = tagged(
 async def test_any_authorization_header_gets_a_proper_answer(
     path: str, authorization: str | None
 ) -> None:
-    reply = await request(path, authorization, verifier_for(good_jwks()))
+    reply = await request(path, authorization, isolate_for(good_jwks()))
     if path == "/":
         assert reply.status == 200
         return
     assert reply.status == 401  # nothing here is a validly signed token
     value = (authorization or "").strip(" \t")
     if not value:
-        assert reply.headers["www-authenticate"] == "Bearer"  # no credentials
-    elif len(authorization or "") <= 8192 and value[:6].lower() != "bearer":
-        assert reply.headers["www-authenticate"] == "Bearer"  # another scheme
+        assert reply.headers["www-authenticate"] == NO_CREDENTIALS_CHALLENGE  # no credentials
+    elif len(authorization or "") <= 8192 and not value.lower().startswith(("bearer", "dpop")):
+        assert reply.headers["www-authenticate"] == NO_CREDENTIALS_CHALLENGE  # another scheme
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -443,7 +456,7 @@ async def test_a_real_token_is_accepted_only_when_presented_well(
 ) -> None:
     (lead, scheme, separator, trail), well_formed = presentation
     authorization = f"{lead}{scheme}{separator}{valid_token(alg)}{trail}"
-    reply = await request(path, authorization, verifier_for(good_jwks()))
+    reply = await request(path, authorization, isolate_for(good_jwks()))
     if path == "/":
         assert reply.status == 200
     elif well_formed:
@@ -459,13 +472,13 @@ async def test_a_real_token_is_accepted_only_when_presented_well(
 async def test_any_token_segments_are_refused_as_invalid_tokens(
     path: str, parts: list[str]
 ) -> None:
-    verifier = verifier_for(good_jwks())
-    reply = await request(path, "Bearer " + ".".join(parts), verifier)
+    isolate = isolate_for(good_jwks())
+    reply = await request(path, "Bearer " + ".".join(parts), isolate)
     if path == "/":
         assert reply.status == 200
     else:
         assert is_invalid_token(reply), (reply, parts)  # no valid signature is possible here
-    assert verifier.keys.fetches <= 1
+    assert isolate.verifier(ENV.get).keys.fetches <= 1
 
 
 SIGNATURE_RULES: Rules = {
@@ -538,8 +551,8 @@ async def test_signed_tokens_pass_exactly_when_every_rule_holds(
     elif isinstance(signature, bytes):
         token = token.rsplit(".", 1)[0] + "." + b64url(signature)
 
-    verifier = verifier_for(good_jwks())
-    reply = await request(path, f"Bearer {token}", verifier)
+    isolate = isolate_for(good_jwks())
+    reply = await request(path, f"Bearer {token}", isolate)
     if not valid:
         assert is_invalid_token(reply), (reply, header_values, claims)
         return
@@ -555,9 +568,9 @@ async def test_signed_tokens_pass_exactly_when_every_rule_holds(
     else:
         assert reply.status == 404
     # The same token again: the verified-token cache answers, and answers the same.
-    again = await request(path, f"Bearer {token}", verifier)
+    again = await request(path, f"Bearer {token}", isolate)
     assert (again.status, again.body, again.headers) == (reply.status, reply.body, reply.headers)
-    assert verifier.keys.fetches == 1
+    assert isolate.verifier(ENV.get).keys.fetches == 1
 
 
 @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
@@ -570,7 +583,7 @@ async def test_integers_beyond_float_range_are_refused_not_500(claim: str, value
     that is not acceptable JSON; never a 500."""
     with logged() as events:
         token = valid_token("ES256", {claim: value})
-        reply = await request("/me", f"Bearer {token}", verifier_for(good_jwks()))
+        reply = await request("/me", f"Bearer {token}", isolate_for(good_jwks()))
     assert is_invalid_token(reply)
     reasons = [e["reason"] for e in events if e["event"] == "request_rejected"]
     assert reasons in (["invalid_claim"], ["malformed"])
@@ -582,7 +595,7 @@ async def test_an_alg_that_is_not_a_string_is_unsupported_not_500(alg: object) -
     which became a 500 for anyone who sent `{"alg":[]}`, with no key needed."""
     head = b64url(json.dumps({"alg": alg, "typ": "at+jwt"}).encode())
     with logged() as events:
-        reply = await request("/me", f"Bearer {head}.e30.c2ln", verifier_for(good_jwks()))
+        reply = await request("/me", f"Bearer {head}.e30.c2ln", isolate_for(good_jwks()))
     assert is_invalid_token(reply)
     assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["unsupported_alg"]
 
@@ -610,7 +623,7 @@ async def test_claim_boundaries_at_the_fixed_clock(
     """The edges the generated claims reach only by luck: each value exactly at its limit."""
     with logged() as events:
         reply = await request(
-            "/me", f"Bearer {valid_token('ES256', claims)}", verifier_for(good_jwks())
+            "/me", f"Bearer {valid_token('ES256', claims)}", isolate_for(good_jwks())
         )
     reasons = [e["reason"] for e in events if e["event"] == "request_rejected"]
     assert (reply.status, reasons) == ((200, []) if reason is None else (401, [reason]))
@@ -644,17 +657,18 @@ async def test_any_jwks_document_or_status_gives_a_proper_answer(
     """A document that is not a key set (or any non-200 answer) is a failed refresh: with no
     cached keys, 503 with Retry-After, one logged failure, and no refetch per request."""
     healthy = document is None and status == 200
-    verifier = verifier_for(good_jwks() if document is None else document, status, cache_control)
+    isolate = isolate_for(good_jwks() if document is None else document, status, cache_control)
     with logged() as events:
-        first = await request(path, f"Bearer {valid_token()}", verifier)
-        second = await request(path, f"Bearer {valid_token('EdDSA')}", verifier)
+        first = await request(path, f"Bearer {valid_token()}", isolate)
+        second = await request(path, f"Bearer {valid_token('EdDSA')}", isolate)
     failures = [e for e in events if e["event"] == "jwks_fetch_failed"]
-    assert verifier.keys.fetches == 1
+    keys = isolate.verifier(ENV.get).keys
+    assert keys.fetches == 1
     if healthy:
         assert (first.status, second.status) == (200, 200)
         assert failures == []
-        assert verifier.keys.cached is not None
-        assert MIN_MAX_AGE <= verifier.keys.cached.max_age <= MAX_MAX_AGE
+        assert keys.cached is not None
+        assert MIN_MAX_AGE <= keys.cached.max_age <= MAX_MAX_AGE
     else:
         assert (first.status, second.status) == (503, 503), (first, second)
         assert len(failures) == 1
@@ -715,8 +729,8 @@ async def test_plausible_key_sets_never_break_the_good_key(
     JWK still verifies, unless another entry claims its kid or the set is over the limit."""
     key = published()[alg]
     jwks = [build_jwk(entry) for entry in entries] + [{}] * padding
-    verifier = verifier_for(json.dumps({"keys": jwks}).encode())
-    reply = await request("/me", f"Bearer {valid_token(alg)}", verifier)
+    isolate = isolate_for(json.dumps({"keys": jwks}).encode())
+    reply = await request("/me", f"Bearer {valid_token(alg)}", isolate)
     claiming_kid = [jwk for jwk in jwks if isinstance(jwk, dict) and jwk.get("kid") == key.kid]
     if len(jwks) > MAX_KEYS:
         assert reply.status == 503
@@ -729,6 +743,6 @@ async def test_plausible_key_sets_never_break_the_good_key(
     # A token signed by a key the document does not carry never passes, whatever else is there.
     forger = spare(f"forger-{alg}")
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "forger", "exp": LATER}
-    forged = await request("/me", f"Bearer {sign(forger, token_header(key), claims)}", verifier)
+    forged = await request("/me", f"Bearer {sign(forger, token_header(key), claims)}", isolate)
     if not any(entry[0] == "mutated" and entry[1] == f"forger-{alg}" for entry in entries):
         assert forged.status in (401, 503), (forged, jwks)

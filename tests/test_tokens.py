@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from authpi_worker.tokens import MAX_TOKEN_BYTES, bearer_token, parse
+from authpi_worker.tokens import MAX_TOKEN_BYTES, credentials, parse
 from tests.conftest import Call, body
 from tests.support.issuer import FakeIssuer
 from tests.support.keys import SigningKey, make_key
@@ -30,6 +30,8 @@ Keys = dict[str, SigningKey]
 Forge = Callable[[FakeIssuer, Keys], str]
 
 INVALID = 'Bearer error="invalid_token"'
+METADATA = 'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"'
+NO_CREDENTIALS = f'Bearer {METADATA}, DPoP algs="ES256 Ed25519 EdDSA RS256", {METADATA}'
 
 
 def _hs256_with_public_key(issuer: FakeIssuer, keys: Keys) -> str:
@@ -282,7 +284,7 @@ async def test_error_description_reveals_nothing_of_the_token(
 ) -> None:
     reply = await call("/me", issuer.mint(iss="https://evil.example"))
     assert reply.headers["www-authenticate"] == (
-        'Bearer error="invalid_token", error_description="unexpected issuer"'
+        f'Bearer error="invalid_token", error_description="unexpected issuer", {METADATA}'
     )
     assert "evil" not in json.dumps(reply.headers) + reply.body
 
@@ -290,10 +292,11 @@ async def test_error_description_reveals_nothing_of_the_token(
 @pytest.mark.parametrize(
     ("authorization", "challenge"),
     [
-        ("", "Bearer"),
-        ("Basic dXNlcjpwYXNz", "Bearer"),
-        ("Bearertoken", "Bearer"),
-        ("Digest username=x", "Bearer"),
+        ("", NO_CREDENTIALS),
+        ("Basic dXNlcjpwYXNz", NO_CREDENTIALS),
+        ("Bearertoken", NO_CREDENTIALS),
+        ("DPoPtoken", NO_CREDENTIALS),
+        ("Digest username=x", NO_CREDENTIALS),
         ("Bearer", INVALID),
         ("Bearer ", INVALID),
         ("Bearer a b", INVALID),
@@ -307,8 +310,8 @@ async def test_authorization_header_forms(call: Call, authorization: str, challe
     reply = await call("/me", authorization=authorization)
     assert reply.status == 401
     assert reply.headers["www-authenticate"].startswith(challenge)
-    if challenge == "Bearer":
-        assert reply.headers["www-authenticate"] == "Bearer"
+    if challenge == NO_CREDENTIALS:
+        assert reply.headers["www-authenticate"] == NO_CREDENTIALS
 
 
 @pytest.mark.parametrize("scheme", ["Bearer ", "bearer ", "BEARER ", "bEaReR ", "Bearer   "])
@@ -323,7 +326,7 @@ def test_size_cap_applies_before_any_parsing() -> None:
     from authpi_worker.errors import InvalidToken
 
     with pytest.raises(InvalidToken) as caught:
-        bearer_token("Bearer " + "a." * 10_000)
+        credentials("Bearer " + "a." * 10_000)
     assert caught.value.reason == "too_large"
     with pytest.raises(InvalidToken) as caught:
         parse("a" * (MAX_TOKEN_BYTES + 1))

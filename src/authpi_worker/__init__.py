@@ -1,1 +1,29 @@
-"""Runtime-free core of authpi-worker: nothing here imports `workers`, `js` or `pyodide`."""
+"""authpi_worker: verify AuthPI access tokens (and DPoP proofs) in a Cloudflare Python Worker.
+
+Runtime-free: nothing here imports `workers`, `js` or `pyodide`. The API an existing Worker
+needs:
+
+- `Isolate(fetch)`: what one isolate keeps between requests (key set, verified tokens, DPoP
+  replay cache). Make one at module level; `fetch(url, edge_ttl)` returns a `Fetched`.
+- `await isolate.authenticate(var, authorization, method=, url=, dpop=, scope=)`: the token's
+  claims, or a ready refusal `Reply` (status, JSON body, headers with the challenge).
+- `Routes(Route(...), ...)` and `await dispatch(routes, Request(...), isolate, var)`: the
+  whole request, with CORS, RFC 9728 metadata, 401/403/404/405 and cache headers.
+"""
+
+from authpi_worker.auth import Claims, Isolate
+from authpi_worker.jwks import Fetched
+from authpi_worker.responses import Reply, json_reply
+from authpi_worker.routes import Request, Route, Routes, dispatch
+
+__all__ = [
+    "Claims",
+    "Fetched",
+    "Isolate",
+    "Reply",
+    "Request",
+    "Route",
+    "Routes",
+    "dispatch",
+    "json_reply",
+]

@@ -1,43 +1,122 @@
-"""From an Authorization header to verified claims: the token rules applied with the
-isolate's key cache and verified-token cache."""
+"""From the Authorization (and DPoP) headers to verified claims: the token rules and the
+proof rules, applied with the isolate's key cache, verified-token cache and replay cache."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, TOLERANCE_VAR, Settings, load_settings
-from authpi_worker.errors import Denied, InvalidToken
+from authpi_worker.config import (
+    CORS_VAR,
+    VARS,
+    Lookup,
+    Settings,
+    load_cors_origins,
+    load_settings,
+)
+from authpi_worker.cors import Cors
+from authpi_worker.dpop import ProofChecker
+from authpi_worker.errors import (
+    Denied,
+    InsufficientScope,
+    InvalidToken,
+    MissingToken,
+    Scheme,
+    ServerMisconfigured,
+)
 from authpi_worker.jwks import Fetcher, KeyCache
+from authpi_worker.logs import log_event
+from authpi_worker.metadata import metadata_url, resource_of
+from authpi_worker.responses import Challenge, Reply, refusal
 from authpi_worker.token_cache import TokenCache
 from authpi_worker.tokens import (
     Parsed,
-    bearer_token,
     check_claims,
     check_times,
+    confirmation,
+    credentials,
+    has_scope,
     parse,
     verify_signature,
 )
 from authpi_worker.tokens import claims as claims_of
 
 Claims = Mapping[str, Any]
+# Which Authorization schemes each AUTHPI_DPOP mode accepts (RFC 6750, RFC 9449 §7).
+SCHEMES: dict[str, tuple[Scheme, ...]] = {
+    "allowed": ("Bearer", "DPoP"),
+    "required": ("DPoP",),
+    "disabled": ("Bearer",),
+}
+_SETTINGS_VARS = tuple(name for name in VARS if name != CORS_VAR)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the token's verified claims, and the scheme it came under."""
+
+    claims: Claims
+    scheme: Scheme
+
+    def require(self, scope: str) -> None:
+        """Authenticated is not authorized: 403 unless the token carries scope."""
+        if not has_scope(self.claims, scope):
+            denied = InsufficientScope(scope)
+            denied.scheme = self.scheme
+            raise denied
 
 
 class Verifier:
-    """Verifies access tokens for one issuer and audience."""
+    """Verifies access tokens, and DPoP proofs, for one issuer and set of audiences."""
 
     def __init__(
         self, settings: Settings, fetch: Fetcher, clock: Callable[[], float] = time.time
     ) -> None:
         self.settings = settings
+        self.schemes = SCHEMES[settings.dpop]
         self.keys = KeyCache(settings.jwks_url, fetch, clock)
         self.tokens = TokenCache()
+        self.proofs = ProofChecker(clock)
         self._clock = clock
 
-    async def authenticate(self, authorization: str | None) -> Claims:
-        """Claims of a valid token, or a Denied saying why not (401 or 503)."""
-        token = bearer_token(authorization)
+    async def authenticate(
+        self,
+        authorization: str | None,
+        *,
+        method: str = "GET",
+        url: str = "",
+        dpop: str | None = None,
+    ) -> Caller:
+        """The caller of a valid token (with a valid proof when DPoP-bound), or a Denied
+        saying why not (401, or 503 without keys)."""
+        scheme, token = credentials(authorization)
+        if scheme not in self.schemes:
+            raise MissingToken("dpop_required" if scheme == "Bearer" else "unsupported_scheme")
+        try:
+            claims = await self._claims(token)
+            jkt = confirmation(claims)
+            if scheme == "DPoP":
+                if jkt is None:  # nothing binds it: a proof would confirm nothing
+                    raise InvalidToken("token_not_bound", "token is not DPoP-bound")
+                self.proofs.check(dpop, method=method, url=url, token=token, jkt=jkt)
+            elif jkt is not None:  # a stolen bound token must not work without the key
+                raise InvalidToken("dpop_bound_token", "token is bound to a DPoP key")
+        except Denied as denied:
+            denied.scheme = scheme
+            raise
+        return Caller(claims, scheme)
+
+    def challenge(self, url: str) -> Challenge:
+        """The schemes we accept and where our metadata is, for a 401 or 403 to this URL."""
+        resource = resource_of(self.settings, url)
+        return Challenge(self.schemes, metadata_url(resource) if resource else None)
+
+    async def _claims(self, token: str) -> Claims:
+        """The token's verified claims: from the verified-token cache while the key set is
+        fresh (exp and nbf still checked), else verified in full and cached."""
         now = self._clock()
         cache_key = TokenCache.key(token)
         if self.keys.fresh(now):
@@ -69,7 +148,8 @@ class Verifier:
 
 
 class Isolate:
-    """What one Workers isolate keeps between requests: a Verifier per configuration.
+    """What one Workers isolate keeps between requests: a Verifier (and the CORS policy) for
+    the current variables.
 
     Built empty at import (no I/O, no randomness, no JS objects: the deploy snapshot);
     the Verifier and its caches are made inside the first request that needs them."""
@@ -79,12 +159,61 @@ class Isolate:
         self._clock = clock
         self._vars: tuple[object, ...] | None = None
         self._verifier: Verifier | None = None
+        self._cors_var: object = None
+        self._cors: Cors | None = None
 
-    def verifier(self, var: Callable[[str], object]) -> Verifier:
+    def verifier(self, var: Lookup) -> Verifier:
         """The Verifier for these variables; raises ServerMisconfigured if they are unusable."""
-        current = (var(ISSUER_VAR), var(AUDIENCE_VAR), var(TOLERANCE_VAR))
+        current = tuple(var(name) for name in _SETTINGS_VARS)
         if self._verifier is None or current != self._vars:
             settings = load_settings(var)
             self._verifier = Verifier(settings, self._fetch, self._clock)
             self._vars = current
         return self._verifier
+
+    def cors(self, var: Lookup) -> Cors:
+        """The CORS policy for CORS_ALLOWED_ORIGINS; raises ServerMisconfigured if malformed."""
+        value = var(CORS_VAR)
+        if self._cors is None or value != self._cors_var:
+            self._cors = Cors(load_cors_origins(var))
+            self._cors_var = value
+        return self._cors
+
+    async def authenticate(
+        self,
+        var: Lookup,
+        authorization: str | None,
+        *,
+        method: str = "GET",
+        url: str = "",
+        dpop: str | None = None,
+        scope: str | None = None,
+    ) -> Claims | Reply:
+        """The one call an existing Worker needs: the claims of a valid token (with a valid
+        DPoP proof when the token is bound to one, and `scope` when given), or the ready
+        refusal (401, 403, 500 or 503, with its challenge, the reason logged). `url` is the
+        request's full URL: DPoP proofs name it, and 401s point to its metadata."""
+        verifier: Verifier | None = None
+        try:
+            verifier = self.verifier(var)
+            caller = await verifier.authenticate(authorization, method=method, url=url, dpop=dpop)
+            if scope is not None:
+                caller.require(scope)
+            return caller.claims
+        except Denied as denied:
+            return rejected(denied, verifier, url)
+
+
+def rejected(denied: Denied, verifier: Verifier | None, url: str) -> Reply:
+    """The refusal for denied, logged as one JSON line with its reason (never the token)."""
+    challenge = verifier.challenge(url) if verifier is not None else Challenge()
+    reply = refusal(denied, challenge)
+    log_event(
+        "request_rejected",
+        status=reply.status,
+        reason=denied.reason,
+        path=urlsplit(url).path,
+        kid=denied.kid,
+        detail=denied.variable if isinstance(denied, ServerMisconfigured) else None,
+    )
+    return reply

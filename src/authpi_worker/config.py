@@ -1,58 +1,157 @@
-"""The Worker's configuration: the two `vars` of wrangler.jsonc, plus an optional tolerance."""
+"""The Worker's configuration: its `vars`, each read and validated here.
+
+Two are required, as in the quickstart (AUTHPI_ISSUER_URL, AUTHPI_AUDIENCE); the others are
+optional. An unusable value raises ServerMisconfigured naming the variable: protected routes
+and the metadata then answer 500, and `/` still answers.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Literal
+from urllib.parse import SplitResult, urlsplit
 
 from authpi_worker.errors import ServerMisconfigured
 
 ISSUER_VAR = "AUTHPI_ISSUER_URL"
 AUDIENCE_VAR = "AUTHPI_AUDIENCE"
 TOLERANCE_VAR = "AUTHPI_CLOCK_TOLERANCE"
+DPOP_VAR = "AUTHPI_DPOP"
+RESOURCE_VAR = "AUTHPI_RESOURCE"
+CORS_VAR = "CORS_ALLOWED_ORIGINS"
+# Every variable the Worker reads, in one place (scripts/serve passes exactly these through).
+VARS = (ISSUER_VAR, AUDIENCE_VAR, TOLERANCE_VAR, DPOP_VAR, RESOURCE_VAR, CORS_VAR)
+
 MAX_CLOCK_TOLERANCE = 300  # seconds; more than five minutes of skew hides a broken clock
 # The keys come from the issuer URL: over plain http anyone on the path could swap them.
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+DpopMode = Literal["allowed", "required", "disabled"]
+DPOP_MODES: tuple[DpopMode, ...] = ("allowed", "required", "disabled")
+ANY_ORIGIN = "*"
+_LIST = re.compile(r"[,\s]+")  # lists are separated by commas or white space
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Lookup = Callable[[str], object]  # a variable by name: the Workers env, or a dict's get
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     issuer: str
-    audience: str
+    audiences: tuple[str, ...]  # a token passes when its aud names any of them
     clock_tolerance: int = 0  # seconds of leeway on exp/nbf/iat; 0 as in the quickstart
+    dpop: DpopMode = "allowed"
+    # RFC 9728's resource identifier: AUTHPI_RESOURCE, else the first audience when that is
+    # an https URL; None means the origin of each request.
+    resource: str | None = None
 
     @property
     def jwks_url(self) -> str:
         return f"{self.issuer.rstrip('/')}/jwks.json"
 
 
-def load_settings(get: Callable[[str], object]) -> Settings:
+def load_settings(get: Lookup) -> Settings:
     """Build Settings from a variable lookup (the Workers env, or os.environ), or explain."""
     issuer = _required(get, ISSUER_VAR)
+    _check_url(issuer, ISSUER_VAR)
+    audiences = tuple(_LIST.split(_required(get, AUDIENCE_VAR)))
+    resource = _optional(get, RESOURCE_VAR)
+    if resource is not None:
+        parts = _check_url(resource, RESOURCE_VAR)
+        if parts.fragment or parts.query or "#" in resource or "?" in resource:
+            raise ServerMisconfigured(RESOURCE_VAR, "must have no query or fragment (RFC 9728)")
+    else:
+        resource = next((a for a in audiences[:1] if _is_resource_url(a)), None)
+    return Settings(issuer, audiences, _tolerance(get(TOLERANCE_VAR)), _dpop(get), resource)
+
+
+def load_cors_origins(get: Lookup) -> frozenset[str]:
+    """The origins CORS_ALLOWED_ORIGINS allows: empty when CORS is off, {"*"} for any."""
+    value = _optional(get, CORS_VAR)
+    if value is None:
+        return frozenset()
+    entries = _LIST.split(value)
+    if ANY_ORIGIN in entries:
+        if len(entries) > 1:
+            raise ServerMisconfigured(CORS_VAR, "mixes * with origins")
+        return frozenset(entries)
+    return frozenset(_origin(entry) for entry in entries)
+
+
+def _origin(entry: str) -> str:
+    """An exact origin, serialized as browsers send it: lower-case, default port left out."""
+    problem = "must list origins like https://app.example.com (scheme, host, port; no path)"
     try:
-        parts = urlsplit(issuer)
+        parts = urlsplit(entry)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ServerMisconfigured(CORS_VAR, problem) from None
+    if (
+        parts.scheme.lower() not in _DEFAULT_PORTS
+        or not host
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or "#" in entry
+        or "?" in entry
+    ):
+        raise ServerMisconfigured(CORS_VAR, problem)
+    scheme = parts.scheme.lower()
+    host = f"[{host}]" if ":" in host else host
+    suffix = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
+    return f"{scheme}://{host}{suffix}"
+
+
+def _check_url(value: str, name: str) -> SplitResult:
+    """An absolute http(s) URL with a host, https unless the host is this machine."""
+    try:
+        parts = urlsplit(value)
         host = parts.hostname
     except ValueError:  # e.g. an unclosed [ in the host
-        raise ServerMisconfigured(ISSUER_VAR, "is not an http(s) URL") from None
+        raise ServerMisconfigured(name, "is not an http(s) URL") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ServerMisconfigured(ISSUER_VAR, "is not an http(s) URL")
+        raise ServerMisconfigured(name, "is not an http(s) URL")
     if parts.scheme == "http" and host not in LOOPBACK:
-        raise ServerMisconfigured(ISSUER_VAR, "must be https (http only on this machine)")
-    audience = _required(get, AUDIENCE_VAR)
-    return Settings(issuer, audience, _tolerance(get(TOLERANCE_VAR)))
+        raise ServerMisconfigured(name, "must be https (http only on this machine)")
+    return parts
 
 
-def _required(get: Callable[[str], object], name: str) -> str:
+def _is_resource_url(audience: str) -> bool:
+    """An audience that can serve as RFC 9728's resource: https (http on loopback), no fragment."""
+    try:
+        parts = _check_url(audience, AUDIENCE_VAR)
+    except ServerMisconfigured:
+        return False
+    return not (parts.fragment or parts.query or "#" in audience or "?" in audience)
+
+
+def _required(get: Lookup, name: str) -> str:
+    value = _optional(get, name)
+    if value is None:
+        raise ServerMisconfigured(name, "is missing")
+    return value
+
+
+def _optional(get: Lookup, name: str) -> str | None:
+    """A string var; None when unset or empty. Never one still holding a placeholder."""
     value = get(name)
     if value is not None and not isinstance(value, str):
         raise ServerMisconfigured(name, "must be a string")
     if not value or not value.strip():
-        raise ServerMisconfigured(name, "is missing")
+        return None
     if value != value.strip():
         raise ServerMisconfigured(name, "has surrounding whitespace")
     if "{" in value or "}" in value:
         raise ServerMisconfigured(name, "still holds the placeholder from wrangler.jsonc")
+    return value
+
+
+def _dpop(get: Lookup) -> DpopMode:
+    value = _optional(get, DPOP_VAR) or "allowed"
+    if value not in DPOP_MODES:
+        raise ServerMisconfigured(DPOP_VAR, f"must be one of {', '.join(DPOP_MODES)}")
     return value
 
 

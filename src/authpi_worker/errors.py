@@ -1,10 +1,14 @@
-"""Why a request is refused, named for the RFC 6750 condition it maps to.
+"""Why a request is refused, named for the RFC 6750 / RFC 9449 condition it maps to.
 
 Each error carries a `reason`: a short, stable code for logs and tests. Descriptions are
 fixed strings chosen here, never text taken from the request.
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+Scheme = Literal["Bearer", "DPoP"]
 
 
 class Denied(Exception):
@@ -15,17 +19,24 @@ class Denied(Exception):
         self.reason = reason
         self.description = description
         self.kid: str | None = None  # the token's kid, when it got that far, for the log
+        self.scheme: Scheme = "Bearer"  # the scheme the request used: its challenge answers in it
 
 
 class MissingToken(Denied):
-    """No credentials, or a scheme other than Bearer: a bare `Bearer` challenge (RFC 6750 §3.1)."""
+    """No credentials in a scheme we accept: a challenge without an error code (RFC 6750 §3.1)."""
 
     def __init__(self, reason: str = "missing_token") -> None:
         super().__init__(reason, "")
 
 
 class InvalidToken(Denied):
-    """`error="invalid_token"`: malformed, unverifiable, expired or not meant for us."""
+    """`error="invalid_token"`: malformed, unverifiable, expired, not meant for us, or bound
+    to a key the request does not prove (RFC 9449 §7.1)."""
+
+
+class InvalidDpopProof(Denied):
+    """`error="invalid_dpop_proof"`: the DPoP proof is missing, repeated or fails a check of
+    RFC 9449 §4.3."""
 
 
 class InsufficientScope(Denied):
@@ -45,7 +56,7 @@ class JwksUnavailable(Denied):
 
 
 class ServerMisconfigured(Denied):
-    """A required variable is missing or unusable: 500 on protected routes."""
+    """A variable is missing or unusable: 500 on protected routes and the metadata."""
 
     def __init__(self, variable: str, problem: str) -> None:
         super().__init__("server_misconfigured", f"{variable} {problem}")

@@ -82,7 +82,7 @@ class KeyCache:
         key = self._usable(now).keys.find(kid, alg)
         if key is None:
             key = await self._refetch_for(kid, alg, now)
-        if key.alg != alg:
+        if alg not in key.algs:
             raise InvalidToken("alg_key_mismatch", "algorithm does not fit the key")
         return key
 

@@ -1,13 +1,16 @@
 """The key set: which JWKs from the issuer's document may verify which algorithm.
 
-A key is usable for exactly one algorithm, the one its kty/crv implies (RFC 8725 §3.1):
-EC P-256 → ES256, OKP Ed25519 → EdDSA, RSA of 2048 bits or more → RS256. Anything else in
-the document is skipped with a note, and never stops the good keys from working.
+A key is usable only in the algorithm its kty/crv implies (RFC 8725 §3.1): EC P-256 → ES256,
+RSA of 2048 bits or more → RS256, OKP Ed25519 → Ed25519, under either of its names (RFC 9864's
+fully specified `Ed25519`, or the polymorphic `EdDSA` it deprecates). Anything else in the
+document is skipped with a note, and never stops the good keys from working.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from base64 import urlsafe_b64encode
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +20,16 @@ from jwt import PyJWK
 MAX_JWKS_BYTES = 512 * 1024
 MAX_KEYS = 100
 MIN_RSA_BITS = 2048  # RFC 8725 §3.5 / NIST: shorter RSA keys are not trusted
+# RFC 9864: Ed25519 is the fully specified name; EdDSA, which it deprecates, still names it.
+ED25519_NAMES = frozenset({"Ed25519", "EdDSA"})
+# RFC 7517/7518 private members: a public key set (or a DPoP proof's jwk) must have none.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+# RFC 7638 §3.2: the members a thumbprint hashes, by kty (RFC 8037 §2 for OKP).
+THUMBPRINT_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "RSA": ("e", "kty", "n"),
+}
 
 
 class InvalidKeySet(ValueError):
@@ -26,8 +39,13 @@ class InvalidKeySet(ValueError):
 @dataclass(frozen=True, slots=True)
 class Key:
     kid: str | None
-    alg: str
+    alg: str  # the algorithm its kty/crv implies: ES256, RS256 or EdDSA
     key: Any  # a cryptography public key object
+
+    @property
+    def algs(self) -> frozenset[str]:
+        """The header `alg` values this key may verify."""
+        return ED25519_NAMES if self.alg == "EdDSA" else frozenset((self.alg,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +58,7 @@ class KeySet:
         """The key a token names, or for a token without kid the one key of its alg."""
         if kid is not None:
             return self.by_kid.get(kid)
-        candidates = [k for k in self.all() if k.alg == alg]
+        candidates = [k for k in self.all() if alg in k.algs]
         return candidates[0] if len(candidates) == 1 else None
 
     @property
@@ -93,15 +111,16 @@ def parse_jwk(jwk: object) -> Key:
     if not isinstance(jwk, dict):
         raise ValueError("not an object")
     alg = _implied_alg(jwk)
-    if jwk.get("alg", alg) != alg:
-        raise ValueError(f"alg {jwk.get('alg')!r} does not fit kty/crv")
+    declared = jwk.get("alg", alg)
+    if declared != alg and not (alg == "EdDSA" and declared in ED25519_NAMES):
+        raise ValueError(f"alg {declared!r} does not fit kty/crv")
     if jwk.get("use", "sig") != "sig":
         raise ValueError("use is not sig")
     ops = jwk.get("key_ops")
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         raise ValueError("key_ops lack verify")
-    if "d" in jwk:
-        raise ValueError("private key material in a public set")
+    if not PRIVATE_MEMBERS.isdisjoint(jwk):
+        raise ValueError("private key material in a public key")
     kid = jwk.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise ValueError("kid is not a string")
@@ -111,6 +130,28 @@ def parse_jwk(jwk: object) -> Key:
         raise ValueError(f"unreadable {alg} key ({type(error).__name__})") from None
     _check_key(key, alg)
     return Key(kid, alg, key)
+
+
+def thumbprint(key: Key) -> str:
+    """The RFC 7638 SHA-256 thumbprint, base64url: the required members only, in their canonical
+    form (re-encoded from the key itself, so two spellings of one key have one thumbprint)."""
+    jwk = _to_jwk(key.key)
+    members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode("ascii")
+
+
+def _to_jwk(key: Any) -> dict[str, Any]:
+    # Imported here for the reason _check_key gives: PyJWT defines these only with cryptography.
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+    if isinstance(key, EllipticCurvePublicKey):
+        return ECAlgorithm.to_jwk(key, as_dict=True)
+    if isinstance(key, RSAPublicKey):
+        return RSAAlgorithm.to_jwk(key, as_dict=True)
+    return OKPAlgorithm.to_jwk(key, as_dict=True)
 
 
 def _implied_alg(jwk: dict[str, Any]) -> str:

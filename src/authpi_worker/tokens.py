@@ -20,10 +20,11 @@ from typing import Any
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from authpi_worker.config import Settings
-from authpi_worker.errors import InvalidToken, MissingToken
+from authpi_worker.errors import InvalidToken, MissingToken, Scheme
 
-# Asymmetric only, and only the three AuthPI signs with. Never HS* or none (RFC 8725 §3.1).
-ALGORITHMS = ("ES256", "EdDSA", "RS256")
+# Asymmetric only, and only those AuthPI signs with (Ed25519 under its RFC 9864 name too).
+# Never HS* or none (RFC 8725 §3.1).
+ALGORITHMS = ("ES256", "EdDSA", "Ed25519", "RS256")
 # RFC 9068 §4: the header typ must say access token; this keeps ID and refresh tokens out.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # Checked before any parsing; AuthPI tokens are well under 2 KiB.
@@ -33,16 +34,17 @@ MAX_TOKEN_BYTES = 8192
 MAX_HEADER_BRACKETS = 32
 
 _ALLOWED = frozenset(ALGORITHMS)  # parse() checks alg here: it needs no cryptography
-# RFC 6750 §2.1: `Bearer` (any case), one or more spaces, one b64token.
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
-_SCHEME = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr](?:\s|$)")
+# RFC 6750 §2.1 and RFC 9449 §7.1: `Bearer` or `DPoP` (any case), one or more spaces, one
+# b64token.
+_CREDENTIALS = re.compile(r"([Bb][Ee][Aa][Rr][Ee][Rr]|[Dd][Pp][Oo][Pp]) +([A-Za-z0-9\-._~+/]+=*)")
+_SCHEME = re.compile(r"([Bb][Ee][Aa][Rr][Ee][Rr]|[Dd][Pp][Oo][Pp])(?:\s|$)")
 # Three segments of unpadded base64url (RFC 7515 §7.1), nothing else.
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """A token that is well formed; its signature is not yet checked."""
+    """A JWS that is well formed; its signature is not yet checked."""
 
     header: dict[str, Any]
     alg: str
@@ -52,40 +54,63 @@ class Parsed:
     payload: bytes
 
 
-def bearer_token(authorization: str | None) -> str:
-    """The b64token of an `Authorization: Bearer` header, or why there is none."""
+def credentials(authorization: str | None) -> tuple[Scheme, str]:
+    """The scheme and b64token of an `Authorization: Bearer` or `DPoP` header, or why not."""
     if authorization is None or not (value := authorization.strip(" \t")):
         raise MissingToken()
     if len(authorization) > MAX_TOKEN_BYTES + 64:
         raise InvalidToken("too_large", "token too large")
-    match = _BEARER.fullmatch(value)
+    match = _CREDENTIALS.fullmatch(value)
     if match is not None:  # the common case, in one scan; only a failure needs the scheme test
-        return match.group(1)
-    if not _SCHEME.match(value):
+        return _scheme(match.group(1)), match.group(2)
+    scheme = _SCHEME.match(value)
+    if scheme is None:
         raise MissingToken("unsupported_scheme")
-    raise InvalidToken("malformed", "malformed bearer credentials")
+    name = _scheme(scheme.group(1))
+    error = InvalidToken("malformed", f"malformed {name} credentials")
+    error.scheme = name
+    raise error
 
 
-def parse(token: str) -> Parsed:
-    """Check structure and header (RFC 7515, RFC 8725 §3.1, §3.11, RFC 9068 §4)."""
+def _scheme(text: str) -> Scheme:
+    return "DPoP" if text[0] in "Dd" else "Bearer"
+
+
+def split(token: str) -> tuple[str, str, str]:
+    """The three base64url segments of a compact JWS (RFC 7515 §7.1), size-capped first."""
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidToken("too_large", "token too large")
     match = _COMPACT.fullmatch(token)
     if match is None:
         raise InvalidToken("malformed", "not a compact JWS")
     header_b64, payload_b64, signature_b64 = match.groups()
-    header_bytes = _b64decode(header_b64)
+    return header_b64, payload_b64, signature_b64
+
+
+def read_header(
+    header_b64: str, types: frozenset[str], algorithms: frozenset[str], what: str
+) -> tuple[dict[str, Any], str]:
+    """The header and its alg, checked: a flat JSON object, an allowed alg, an expected typ
+    (any case, RFC 9068 §4 / RFC 9449 §4.2), no crit or b64 (RFC 8725 §3.1, §3.11)."""
+    header_bytes = b64decode(header_b64)
     if header_bytes.count(b"{") + header_bytes.count(b"[") > MAX_HEADER_BRACKETS:
         raise InvalidToken("malformed", "header is not a flat JSON object")
-    header = _json_object(header_bytes, "header")
+    header = json_object(header_bytes, "header")
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in _ALLOWED:  # a list or object is unhashable
+    if not isinstance(alg, str) or alg not in algorithms:  # a list or object is unhashable
         raise InvalidToken("unsupported_alg", "algorithm not allowed")
     typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
-        raise InvalidToken("wrong_typ", "not an access token")
+    if not isinstance(typ, str) or typ.lower() not in types:
+        raise InvalidToken("wrong_typ", f"not {what}")
     if "crit" in header or "b64" in header:
         raise InvalidToken("unsupported_crit", "unsupported critical header")
+    return header, alg
+
+
+def parse(token: str) -> Parsed:
+    """An access token's structure and header (RFC 7515, RFC 8725 §3.1, §3.11, RFC 9068 §4)."""
+    header_b64, payload_b64, signature_b64 = split(token)
+    header, alg = read_header(header_b64, ACCESS_TOKEN_TYPES, _ALLOWED, "an access token")
     kid = header.get("kid")
     if kid is not None and (not isinstance(kid, str) or not kid):
         raise InvalidToken("malformed", "invalid kid")
@@ -94,8 +119,8 @@ def parse(token: str) -> Parsed:
         alg=alg,
         kid=kid,
         signing_input=f"{header_b64}.{payload_b64}".encode("ascii"),
-        signature=_b64decode(signature_b64),
-        payload=_b64decode(payload_b64),
+        signature=b64decode(signature_b64),
+        payload=b64decode(payload_b64),
     )
 
 
@@ -108,21 +133,21 @@ def verify_signature(parsed: Parsed, key: Any) -> None:
 @cache
 def _verifier(alg: str) -> Algorithm:
     """PyJWT's algorithm object for alg, made at the first signature check, not at import:
-    it needs cryptography, and the entry must import without it (the Pyodide test stage)."""
-    return get_default_algorithms()[alg]
+    it needs cryptography, and the entry must import without it (the Pyodide test stage).
+    PyJWT knows Ed25519 only as EdDSA; the key set hands either name an Ed25519 key only."""
+    return get_default_algorithms()["EdDSA" if alg == "Ed25519" else alg]
 
 
 def claims(parsed: Parsed) -> dict[str, Any]:
     """The payload as a JSON object (only after the signature is verified)."""
-    return _json_object(parsed.payload, "payload")
+    return json_object(parsed.payload, "payload")
 
 
 def check_claims(claims: Mapping[str, Any], settings: Settings, now: float) -> None:
     """RFC 9068 §4 and RFC 7519 §4.1: iss, aud, exp, nbf, iat, sub."""
     if claims.get("iss") != settings.issuer:
         raise InvalidToken("wrong_issuer", "unexpected issuer")
-    aud = claims.get("aud")
-    if not (aud == settings.audience or (isinstance(aud, list) and settings.audience in aud)):
+    if not _for_us(claims.get("aud"), settings.audiences):
         raise InvalidToken("wrong_audience", "unexpected audience")
     check_times(claims, settings.clock_tolerance, now)
     sub = claims.get("sub")
@@ -132,17 +157,38 @@ def check_claims(claims: Mapping[str, Any], settings: Settings, now: float) -> N
 
 def check_times(claims: Mapping[str, Any], tolerance: int, now: float) -> None:
     """exp is required; nbf and iat, when present, must not be in the future."""
-    exp = _numeric(claims, "exp")
+    exp = numeric(claims, "exp")
     if exp is None:
         raise InvalidToken("missing_exp", "missing exp")
     if exp <= now - tolerance:
         raise InvalidToken("expired", "token expired")
-    nbf = _numeric(claims, "nbf")
+    nbf = numeric(claims, "nbf")
     if nbf is not None and nbf > now + tolerance:
         raise InvalidToken("not_yet_valid", "token not yet valid")
-    iat = _numeric(claims, "iat")
+    iat = numeric(claims, "iat")
     if iat is not None and iat > now + tolerance:
         raise InvalidToken("issued_in_future", "token issued in the future")
+
+
+def confirmation(claims: Mapping[str, Any]) -> str | None:
+    """The key thumbprint a token is bound to (RFC 9449 §6.1 `cnf.jkt`), or None when unbound.
+    A binding we cannot check (e.g. mTLS `x5t#S256`, RFC 8705) must not become a bearer token."""
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    if not isinstance(cnf, dict) or set(cnf) != {"jkt"}:
+        raise InvalidToken("unsupported_cnf", "bound to a key we cannot check")
+    jkt = cnf["jkt"]
+    if not isinstance(jkt, str) or not jkt:
+        raise InvalidToken("unsupported_cnf", "bound to a key we cannot check")
+    return jkt
+
+
+def _for_us(aud: object, ours: tuple[str, ...]) -> bool:
+    """aud (RFC 7519 §4.1.3) is one of our audiences, or a list naming one of them."""
+    if isinstance(aud, str):
+        return aud in ours
+    return isinstance(aud, list) and any(isinstance(name, str) and name in ours for name in aud)
 
 
 def has_scope(claims: Mapping[str, Any], scope: str) -> bool:
@@ -151,7 +197,7 @@ def has_scope(claims: Mapping[str, Any], scope: str) -> bool:
     return isinstance(granted, str) and scope in granted.split(" ")
 
 
-def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
+def numeric(claims: Mapping[str, Any], name: str) -> float | None:
     """A NumericDate: a JSON number. Not a string, not a bool, not Infinity or NaN."""
     if name not in claims:
         return None
@@ -167,7 +213,7 @@ def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
     return number
 
 
-def _b64decode(segment: str) -> bytes:
+def b64decode(segment: str) -> bytes:
     """Strict, canonical base64url: the alphabet is checked by _COMPACT; here, the tail."""
     tail = len(segment) % 4
     if tail == 1 or (tail and segment[-1] not in _CANONICAL_LAST[tail]):
@@ -205,7 +251,7 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def _json_object(data: bytes, part: str) -> dict[str, Any]:
+def json_object(data: bytes, part: str) -> dict[str, Any]:
     """UTF-8 JSON with one object at the top, no duplicate names, no NaN or Infinity."""
     try:
         value = _DECODER.decode(data.decode("utf-8"))

@@ -40,8 +40,8 @@ import pyjson5
 import pytest
 
 import authpi_worker.jwks
-from authpi_worker.app import handle
-from authpi_worker.auth import Isolate
+from app import ROUTES
+from authpi_worker import Isolate, Request, dispatch
 from authpi_worker.keys import parse_jwks
 from scripts.local_worker import httpx_fetcher
 from tests.support.issuer import FakeIssuer
@@ -70,6 +70,10 @@ JSPI_FLAGS: tuple[list[str], ...] = (
 )
 
 Env = dict[str, str | None]  # a Worker env; None is JS null
+Headers = tuple[tuple[str, str], ...]  # request header fields beyond accept and authorization
+JSON = {"content-type": "application/json", "x-content-type-options": "nosniff"}
+# RFC 9728 §5.1: challenges point to the metadata of the resource, here the audience.
+METADATA = f'resource_metadata="{AUDIENCE}/.well-known/oauth-protected-resource"'
 
 
 @dataclass(frozen=True)
@@ -210,12 +214,20 @@ class Stage:
             pytest.fail(f"{op} failed in Pyodide: {reply['error']}\n{output}")
         return reply
 
-    def fetch(self, path: str, authorization: str | None, env: Env) -> Outcome:
+    def fetch(
+        self,
+        path: str,
+        authorization: str | None,
+        env: Env,
+        *,
+        method: str = "GET",
+        headers: Headers = (),
+    ) -> Outcome:
         """One request through Default.fetch, as workerd makes it."""
-        headers = [["accept", "application/json"]]
-        if authorization is not None:
-            headers.append(["authorization", authorization])
-        reply = self.command("fetch", url=ORIGIN + path, method="GET", headers=headers, env=env)
+        sent = request_headers(authorization, headers)
+        reply = self.command(
+            "fetch", url=ORIGIN + path, method=method, headers=[list(h) for h in sent], env=env
+        )
         response = reply["result"]
         assert response["isResponse"], f"fetch returned {response['type']}, not a JS Response"
         return Outcome(
@@ -253,11 +265,39 @@ def _events(lines: list[str]) -> list[dict[str, Any]]:
 # --- The CPython side ------------------------------------------------------------------------
 
 
-def cpython(path: str, authorization: str | None, env: Env, isolate: Isolate) -> Outcome:
+def request_headers(authorization: str | None, extra: Headers) -> list[tuple[str, str]]:
+    """The request's header fields, in order: a browser-like accept, then the others."""
+    fields = [("accept", "application/json")]
+    if authorization is not None:
+        fields.append(("authorization", authorization))
+    return fields + list(extra)
+
+
+def cpython(
+    path: str,
+    authorization: str | None,
+    env: Env,
+    isolate: Isolate,
+    *,
+    method: str = "GET",
+    headers: Headers = (),
+) -> Outcome:
     """What the core answers under CPython to the same request, through the same steps as
-    src/entry.py: a module-level Isolate, the env's variables, handle()."""
+    src/entry.py: a module-level Isolate, the env's variables, dispatch(). Repeated header
+    fields are joined with ", ", as the Fetch standard's Headers.get joins them."""
+    joined: dict[str, str] = {}
+    for name, value in request_headers(authorization, headers):
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    request = Request(
+        method,
+        ORIGIN + path,
+        authorization=joined.get("authorization"),
+        dpop=joined.get("dpop"),
+        origin=joined.get("origin"),
+        access_control_request_method=joined.get("access-control-request-method"),
+    )
     with logged() as events:
-        reply = asyncio.run(handle(path, authorization, lambda: isolate.verifier(env.get)))
+        reply = asyncio.run(dispatch(ROUTES, request, isolate, env.get))
     return Outcome(reply.status, reply.headers, reply.body, events)
 
 
@@ -266,10 +306,19 @@ def fresh_isolate(now: float | None = None) -> Isolate:
     return Isolate(httpx_fetcher) if now is None else Isolate(httpx_fetcher, lambda: now)
 
 
-def same_in_both(stage: Stage, path: str, authorization: str | None, env: Env) -> Outcome:
+def same_in_both(
+    stage: Stage,
+    path: str,
+    authorization: str | None,
+    env: Env,
+    *,
+    method: str = "GET",
+    headers: Headers = (),
+) -> Outcome:
     """The Pyodide outcome, after checking that it equals the CPython one."""
-    in_pyodide = stage.fetch(path, authorization, env)
-    assert in_pyodide == cpython(path, authorization, env, fresh_isolate())
+    in_pyodide = stage.fetch(path, authorization, env, method=method, headers=headers)
+    in_cpython = cpython(path, authorization, env, fresh_isolate(), method=method, headers=headers)
+    assert in_pyodide == in_cpython
     return in_pyodide
 
 
@@ -319,7 +368,7 @@ def test_runs_the_locked_packages_on_the_runtimes_python_offline(stage: Stage) -
 def test_root_is_200_json(stage: Stage, env: Env) -> None:
     outcome = same_in_both(stage, "/", None, env)
     assert (outcome.status, outcome.body) == (200, '{"status":"ok"}')
-    assert outcome.headers == {"content-type": "application/json"}
+    assert outcome.headers == JSON
 
 
 def _bad_bearer(**head: Any) -> Callable[[FakeIssuer], str]:
@@ -333,17 +382,20 @@ def _bad_bearer(**head: Any) -> Callable[[FakeIssuer], str]:
 
 
 def _invalid(description: str) -> str:
-    return f'Bearer error="invalid_token", error_description="{description}"'
+    return f'Bearer error="invalid_token", error_description="{description}", {METADATA}'
+
+
+NO_CREDENTIALS = f'Bearer {METADATA}, DPoP algs="ES256 Ed25519 EdDSA RS256", {METADATA}'
 
 
 @pytest.mark.parametrize(
     ("authorization", "challenge"),
     [
-        pytest.param(lambda issuer: None, "Bearer", id="no-authorization"),
-        pytest.param(lambda issuer: "Basic ZGVtbzpzZWNyZXQ=", "Bearer", id="basic-scheme"),
+        pytest.param(lambda issuer: None, NO_CREDENTIALS, id="no-authorization"),
+        pytest.param(lambda issuer: "Basic ZGVtbzpzZWNyZXQ=", NO_CREDENTIALS, id="basic-scheme"),
         pytest.param(
             lambda issuer: "Bearer",
-            _invalid("malformed bearer credentials"),
+            _invalid("malformed Bearer credentials"),
             id="bearer-without-token",
         ),
         pytest.param(
@@ -377,7 +429,7 @@ def test_me_without_a_usable_token_is_401_with_the_right_challenge(
 
 def test_unknown_path_without_token_is_401(stage: Stage, env: Env) -> None:
     outcome = same_in_both(stage, "/admin", None, env)
-    assert (outcome.status, outcome.headers["www-authenticate"]) == (401, "Bearer")
+    assert (outcome.status, outcome.headers["www-authenticate"]) == (401, NO_CREDENTIALS)
 
 
 def _committed_vars(issuer: FakeIssuer) -> Env:
@@ -419,7 +471,7 @@ def test_misconfigured_env_is_500_json_on_protected_routes_only(
     env = make_env(issuer)
     outcome = same_in_both(stage, "/me", f"Bearer {issuer.mint()}", env)
     assert (outcome.status, outcome.body) == (500, '{"error":"server_misconfigured"}')
-    assert outcome.headers == {"content-type": "application/json"}
+    assert outcome.headers == {**JSON, "cache-control": "no-store"}
     assert [event.get("detail") for event in outcome.events] == [variable]
     assert same_in_both(stage, "/", None, env).status == 200
 
