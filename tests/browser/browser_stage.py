@@ -68,9 +68,12 @@ def chromium_executable() -> str:
 
 def node_executable() -> str:
     """$NODE (the Makefile's Node 24) or node, with playwright-core installed beside us."""
-    node = shutil.which(os.environ.get("NODE", "node"))
+    wanted = os.environ.get("NODE", "node")
+    node = shutil.which(wanted)
     if node is None:
-        pytest.fail("node is not installed: the browser stage needs Node (`make install`)")
+        pytest.fail(
+            f"no Node at {wanted}: the browser stage needs Node 20+ (`make install`, or NODE=node)"
+        )
     if not (PROJECT / "node_modules" / "playwright-core" / "package.json").exists():
         pytest.fail("node_modules/playwright-core is missing: run `npm ci` (`make install` does)")
     return node
