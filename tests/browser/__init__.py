@@ -1,0 +1,1 @@
+"""The browser stage: CORS as a real headless Chromium sees it, driven from browser_stage.py."""
