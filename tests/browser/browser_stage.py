@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 from tests.support.issuer import FakeIssuer, running
+from tests.support.tokens import AUDIENCE
 
 PROJECT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -50,6 +51,8 @@ LOG_WAIT = 3.0  # seconds to wait for the Worker's request lines after the page 
 SETTLE = 0.2  # seconds more, for a line nobody expected (a request after a refused preflight)
 SUBJECT = "spa-user"
 CORS_ERROR = "has been blocked by CORS policy"  # how Chromium explains a blocked fetch
+# RFC 9728 §5.1: every challenge points to the metadata of the resource (the audience here).
+METADATA = f'resource_metadata="{AUDIENCE}/.well-known/oauth-protected-resource"'
 
 
 # --- What runs -------------------------------------------------------------------------------
@@ -410,7 +413,7 @@ def test_reports_without_the_scope_is_403_and_the_page_reads_www_authenticate(
     assert call.result["ok"], f"the browser blocked the call:\n{call.why()}"
     assert (call.result["type"], call.result["status"]) == ("cors", 403), call.why()
     assert call.result["json"] == {"error": "insufficient_scope"}
-    challenge = 'Bearer error="insufficient_scope", scope="read:reports"'
+    challenge = f'Bearer error="insufficient_scope", scope="read:reports", {METADATA}'
     # Readable only because the Worker exposes it (Access-Control-Expose-Headers).
     assert call.result["wwwAuthenticate"] == challenge, call.why()
     assert "www-authenticate" in call.result["visibleHeaders"]
@@ -423,8 +426,9 @@ def test_no_token_is_401_and_the_page_reads_the_challenge(session: Session) -> N
     assert call.result["ok"], f"the browser blocked the call:\n{call.why()}"
     assert (call.result["type"], call.result["status"]) == ("cors", 401), call.why()
     assert call.result["json"] == {"error": "unauthorized"}
-    assert call.result["wwwAuthenticate"] == "Bearer", call.why()
-    assert call.row[1:4] == ["401", '{"error":"unauthorized"}', "Bearer"]
+    challenge = f'Bearer {METADATA}, DPoP algs="ES256 Ed25519 EdDSA RS256", {METADATA}'
+    assert call.result["wwwAuthenticate"] == challenge, call.why()
+    assert call.row[1:4] == ["401", '{"error":"unauthorized"}', challenge]
     # No Authorization header: a simple request, no preflight; the answer itself must allow it.
     assert call.requests == ["GET /me 401"], call.why()
 
