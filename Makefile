@@ -43,8 +43,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests scripts
 	$(VENV)/bin/mypy
 
-test-python: $(STAMP)
-	$(VENV)/bin/pytest
+# tests/test_interop.py runs oidc-provider and oauth4webapi from node_modules in Node >= 22.
+test-python: install
+	NODE=$(NODE) $(VENV)/bin/pytest
 
 test-bundle: install
 	$(PY) -m scripts.check_bundle $(WRANGLER)

@@ -67,6 +67,7 @@ class Service:
         argv: Sequence[str],
         env: Mapping[str, str],
         echo: Callable[[str], None] | None = None,
+        stdin: int = subprocess.DEVNULL,  # subprocess.PIPE to send it commands
     ) -> None:
         self.name = name
         self.output: deque[str] = deque(maxlen=LOG_TAIL)
@@ -77,7 +78,7 @@ class Service:
         # Started before any thread exists in this process: preexec_fn is safe then.
         self.process = subprocess.Popen(  # noqa: S603 - our own scripts, no shell
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=dict(env),
