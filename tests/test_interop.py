@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from authpi_worker.app import REPORTS_SCOPE
+from app import REPORTS_SCOPE
 from tests.support.challenges import find_challenge
 from tests.support.interop import (
     InteropError,
