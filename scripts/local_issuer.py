@@ -182,14 +182,16 @@ class LocalIssuer(FakeIssuer):
         return document
 
     def issue(
-        self, form: dict[str, list[str]], authorization: str | None
+        self, form: dict[str, list[str]], authorization: str | None, dpop: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         self.refresh()
-        status, body = super().issue(form, authorization)
+        status, body = super().issue(form, authorization, dpop)
         if status == 200:
             sub = payload_of(body["access_token"])["sub"]
+            kind = "DPoP-bound " if body["token_type"] == "DPoP" else ""
             self._say(
-                f"POST token -> 200 for {sub}, scope {body['scope']!r}, kid {self.signer.kid}"
+                f"POST token -> 200, {kind}for {sub}, scope {body['scope']!r}, "
+                f"kid {self.signer.kid}"
             )
         else:
             self._say(f"POST token -> {status} {body['error']}: {body['error_description']}")

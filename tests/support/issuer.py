@@ -18,10 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+import jwt
+
+from tests.support.dpop import PROOF_TYPE, jkt
 from tests.support.keys import SigningKey, make_key
-from tests.support.tokens import AUDIENCE, mint
+from tests.support.tokens import AUDIENCE, header_of, mint
 
 TOKEN_LIFETIME = 300  # seconds, like a short-lived M2M access token
+PROOF_WINDOW = 300  # seconds a DPoP proof to the token endpoint may be old (RFC 9449 §11.1)
 
 
 @dataclass
@@ -66,6 +70,7 @@ class FakeIssuer:
             self.keys.append(make_key("ES256"))
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self._proofs_seen: set[object] = set()  # jtis of DPoP proofs to the token endpoint
 
     @property
     def url(self) -> str:
@@ -107,9 +112,10 @@ class FakeIssuer:
             self._server = None
 
     def issue(
-        self, form: dict[str, list[str]], authorization: str | None
+        self, form: dict[str, list[str]], authorization: str | None, dpop: str | None = None
     ) -> tuple[int, dict[str, Any]]:
-        """The token endpoint's logic: (status, JSON body), RFC 6749 §4.4 and §5.2."""
+        """The token endpoint's logic: (status, JSON body), RFC 6749 §4.4 and §5.2. With a
+        DPoP proof (RFC 9449 §5), the token is bound to the proof's key (cnf.jkt)."""
         client_id, secret = _basic_credentials(authorization)
         if any(len(values) > 1 for values in form.values()):
             return 400, _oauth_error("invalid_request", "repeated parameter")
@@ -127,6 +133,12 @@ class FakeIssuer:
         refused = sorted(wanted - client.scopes)
         if refused:
             return 400, _oauth_error("invalid_scope", f"not allowed: {' '.join(refused)}")
+        binding = None
+        if dpop is not None:
+            try:
+                binding = self.proven_key(dpop)
+            except ValueError as problem:
+                return 400, _oauth_error("invalid_dpop_proof", str(problem))
         now = int(time.time())
         token = self.mint(
             sub=client_id,
@@ -134,13 +146,40 @@ class FakeIssuer:
             scope=" ".join(sorted(wanted)),
             iat=now,
             exp=now + TOKEN_LIFETIME,
+            cnf={"jkt": binding} if binding else None,
         )
         return 200, {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if binding else "Bearer",
             "expires_in": TOKEN_LIFETIME,
             "scope": " ".join(sorted(wanted)),
         }
+
+    def proven_key(self, proof: str) -> str:
+        """The thumbprint of the key a DPoP proof to the token endpoint proves, checked with
+        PyJWT (RFC 9449 §4.3 as an authorization server applies it: no ath); else ValueError."""
+        try:
+            head = header_of(proof)
+            if head.get("typ") != PROOF_TYPE or not isinstance(head.get("jwk"), dict):
+                raise ValueError("not a DPoP proof")
+            key = jwt.PyJWK(head["jwk"]).key
+            claims = jwt.decode(
+                proof, key, algorithms=["ES256", "EdDSA", "RS256"], options={"verify_aud": False}
+            )
+        except (jwt.PyJWTError, ValueError) as problem:
+            raise ValueError(f"invalid proof: {problem}") from None
+        if claims.get("htm") != "POST" or claims.get("htu") != f"{self.url}/token":
+            raise ValueError("the proof is not for this token endpoint")
+        if (
+            not isinstance(claims.get("iat"), int)
+            or abs(time.time() - claims["iat"]) > PROOF_WINDOW
+        ):
+            raise ValueError("the proof's iat is outside the window")
+        with self._lock:
+            if claims.get("jti") in self._proofs_seen:
+                raise ValueError("the proof was used before")
+            self._proofs_seen.add(claims.get("jti"))
+        return jkt(head["jwk"])
 
 
 @contextmanager
@@ -212,7 +251,13 @@ def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
             ):
                 self._send(400, _oauth_error("invalid_request", "expected a form body"))
                 return
-            status, body = issuer.issue(parse_qs(raw), self.headers.get("authorization"))
+            dpop = self.headers.get_all("dpop") or []
+            if len(dpop) > 1:
+                status, body = 400, _oauth_error("invalid_dpop_proof", "more than one proof")
+            else:
+                status, body = issuer.issue(
+                    parse_qs(raw), self.headers.get("authorization"), dpop[0] if dpop else None
+                )
             extra = {"www-authenticate": 'Basic realm="token"'} if status == 401 else {}
             self._send(status, body, {"cache-control": "no-store", **extra})
 
