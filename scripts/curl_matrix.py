@@ -13,6 +13,12 @@ or are minted through scripts/get-token when client credentials are given instea
   CLIENT_ID_NO_SCOPE, CLIENT_SECRET_NO_SCOPE [, SCOPE_NO_SCOPE]    for TOKEN_NO_SCOPE
     (without SCOPE_NO_SCOPE, the second client gets its default scopes)
 
+Beside the quickstart's rows, it fetches the RFC 9728 metadata. Two groups are opt-in, for
+what the Worker is configured to do:
+  --origin ORIGIN   a CORS preflight from ORIGIN, which CORS_ALLOWED_ORIGINS must allow
+  --dpop KEYFILE    DPoP (RFC 9449): DPOP_TOKEN bound to the key in KEYFILE, or one minted
+                    with `scripts/get-token --dpop KEYFILE` from the client credentials above
+
 It prints one row per request (PASS/FAIL, coloured on a terminal) and exits 0 only when
 every row passes; 1 when one fails or cannot run; 2 when it cannot start.
 """
@@ -22,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -34,12 +39,15 @@ from typing import Any
 
 from app import REPORTS_SCOPE
 from scripts.get_token import TokenError, request_token
+from tests.support.challenges import Challenge, parse_challenges
+from tests.support.dpop import load_or_make_key, proof
+from tests.support.keys import SigningKey
 from tests.support.tokens import edit_signature, payload_of, with_payload
 
 UNKNOWN_PATH = "/no-such-route"
+METADATA_PATH = "/.well-known/oauth-protected-resource"  # RFC 9728 §3
 CURL_TIMEOUT = 20  # seconds per request: a cold workers.dev isolate fetches the JWKS first
 GOT_WIDTH = 60  # the "got" column is cut to this many characters
-CHALLENGE_PARAM = re.compile(r'([a-z_]+)="([^"]*)"')  # RFC 6750 §3 auth-params
 
 
 @dataclass(frozen=True)
@@ -65,10 +73,13 @@ class Row:
     token: str | None  # sent as a Bearer token; None sends no Authorization header
     check: Callable[[Response], bool]
     skip: str = ""  # why the row cannot run, when it cannot
+    method: str = "GET"
+    # Other request headers; a callable is called just before the request (a fresh proof).
+    headers: Mapping[str, str | Callable[[], str]] = field(default_factory=dict)
 
     @property
     def request(self) -> str:
-        return f"GET {self.path} ({self.credential})"
+        return f"{self.method} {self.path} ({self.credential})"
 
 
 @dataclass(frozen=True)
@@ -79,12 +90,22 @@ class Result:
     got: str
 
 
-def curl(base_url: str, path: str, token: str | None, timeout: int = CURL_TIMEOUT) -> Response:
-    """One GET with the curl binary. The URL and the token go through curl's config on stdin,
-    so the token never shows in the process list."""
-    config = [f"url = {_quoted(base_url.rstrip('/') + path)}"]
+def curl(
+    base_url: str,
+    path: str,
+    token: str | None,
+    timeout: int = CURL_TIMEOUT,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """One request with the curl binary. The URL and the headers go through curl's config on
+    stdin, so no token or proof shows in the process list."""
+    config = [f"url = {_quoted(base_url.rstrip('/') + path)}", f"request = {_quoted(method)}"]
+    fields = dict(headers or {})
     if token is not None:
-        config.append(f"header = {_quoted('Authorization: Bearer ' + token)}")
+        fields.setdefault("Authorization", f"Bearer {token}")
+    config.extend(f"header = {_quoted(f'{name}: {value}')}" for name, value in fields.items())
     with tempfile.TemporaryDirectory(prefix="curl-matrix-") as tmp:
         headers_file, body_file = Path(tmp, "headers"), Path(tmp, "body")
         command = [
@@ -133,14 +154,28 @@ def _last_header_block(raw: str) -> dict[str, str]:
 
 
 def rows(token: str | None, token_no_scope: str | None, skip_token: str, skip_no: str) -> list[Row]:
-    """The quickstart's eight requests and what each must answer."""
+    """The quickstart's eight requests and what each must answer, and the metadata."""
 
     def status(code: int) -> Callable[[Response], bool]:
         return lambda r: r.status == code
 
     def challenged(r: Response) -> bool:
-        return r.status == 401 and r.headers.get("www-authenticate", "").lower().startswith(
-            "bearer"
+        """401 with a Bearer challenge that points to the RFC 9728 metadata (§5.1)."""
+        bearer = [c for c in _challenges(r) if c.scheme.lower() == "bearer"]
+        return r.status == 401 and any(
+            METADATA_PATH in c.params.get("resource_metadata", "") for c in bearer
+        )
+
+    def metadata(r: Response) -> bool:
+        """RFC 9728 §2: the resource, and the authorization server to ask for tokens."""
+        document = r.json()
+        servers = document.get("authorization_servers")
+        return (
+            r.status == 200
+            and isinstance(document.get("resource"), str)
+            and isinstance(servers, list)
+            and bool(servers)
+            and document.get("bearer_methods_supported") == ["header"]
         )
 
     def shows_sub(r: Response) -> bool:
@@ -169,7 +204,7 @@ def rows(token: str | None, token_no_scope: str | None, skip_token: str, skip_no
         skip_no = "TOKEN_NO_SCOPE is not a JWT"
     return [
         Row("/", "no token", "200", None, status(200)),
-        Row("/me", "no token", "401 + WWW-Authenticate", None, challenged),
+        Row("/me", "no token", "401 + resource_metadata", None, challenged),
         Row("/me", "valid token", "200 with sub and scope", token, shows_sub, skip_token),
         Row("/reports", "token with read:reports", "200", token, status(200), skip_token),
         Row(
@@ -190,21 +225,122 @@ def rows(token: str | None, token_no_scope: str | None, skip_token: str, skip_no
             skip_no,
         ),
         Row(UNKNOWN_PATH, "valid token", "404", token, status(404), skip_token),
+        Row(METADATA_PATH, "no token", "200 RFC 9728 metadata", None, metadata),
     ]
 
 
+def preflight_rows(origin: str) -> list[Row]:
+    """A browser app's CORS preflight from an origin the Worker allows: answered before any
+    authentication, and allowing exactly that origin (or any)."""
+
+    def allowed(r: Response) -> bool:
+        return r.status == 204 and r.headers.get("access-control-allow-origin") in (origin, "*")
+
+    headers = {"Origin": origin, "Access-Control-Request-Method": "GET"}
+    headers["Access-Control-Request-Headers"] = "authorization"
+    return [
+        Row(
+            "/me",
+            f"preflight from {origin}",
+            "204 + Allow-Origin",
+            None,
+            allowed,
+            "",
+            "OPTIONS",
+            headers,
+        )
+    ]
+
+
+def dpop_rows(base_url: str, token: str | None, key: SigningKey | None, skip: str) -> list[Row]:
+    """A DPoP-bound token (RFC 9449): good with a fresh proof, and nothing without one."""
+    me, reports = f"{base_url}/me", f"{base_url}/reports"
+    fresh: list[str] = []  # the first row's proof, which the replay row sends again
+
+    def proven(url: str, keep: bool = False) -> Callable[[], str]:
+        def make() -> str:
+            assert key is not None and token is not None
+            value = proof(key, "GET", url, token)
+            if keep:
+                fresh.append(value)
+            return value
+
+        return make
+
+    def refused_proof(r: Response) -> bool:
+        return r.status == 401 and 'error="invalid_dpop_proof"' in r.headers.get(
+            "www-authenticate", ""
+        )
+
+    def ok(r: Response) -> bool:
+        return r.status == 200
+
+    bound = f"DPoP {token}" if token else ""
+    return [
+        Row(
+            "/me",
+            "DPoP token, fresh proof",
+            "200",
+            None,
+            ok,
+            skip,
+            "GET",
+            {"Authorization": bound, "DPoP": proven(me, keep=True)},
+        ),
+        Row("/me", "the DPoP token as Bearer", "401", token, lambda r: r.status == 401, skip),
+        Row(
+            "/me",
+            "DPoP token, replayed proof",
+            "401 invalid_dpop_proof",
+            None,
+            refused_proof,
+            skip,
+            "GET",
+            {"Authorization": bound, "DPoP": lambda: fresh[0] if fresh else ""},
+        ),
+        Row(
+            "/me",
+            "DPoP token, proof for /reports",
+            "401 invalid_dpop_proof",
+            None,
+            refused_proof,
+            skip,
+            "GET",
+            {"Authorization": bound, "DPoP": proven(reports)},
+        ),
+    ]
+
+
+def _challenges(response: Response) -> list[Challenge]:
+    """The WWW-Authenticate challenges, as a client reads them (none if malformed)."""
+    try:
+        return parse_challenges(response.headers.get("www-authenticate"))
+    except ValueError:
+        return []
+
+
 def describe(response: Response, path: str) -> str:
-    """The "got" column: the status and what explains it (the RFC 6750 error and description)."""
+    """The "got" column: the status and what explains it (the RFC 6750 error and description,
+    the schemes offered, the metadata's resource, the origin a preflight allows)."""
     parts = [str(response.status)] if response.status else ["no answer:", response.error]
     body = response.json()
     challenge = response.headers.get("www-authenticate")
-    params = dict(CHALLENGE_PARAM.findall(challenge or ""))
-    if path == "/me" and response.status == 200:
+    challenges = _challenges(response)
+    errors = [c.params for c in challenges if "error" in c.params]
+    if response.status == 200 and path == "/me":
         parts.append(f"sub={body.get('sub')} scope={body.get('scope', '-')}")
-    elif "error" in params:
-        parts.append(params["error"])
-        if params.get("error_description"):
-            parts.append(f"({params['error_description']})")
+    elif response.status == 200 and path == METADATA_PATH:
+        parts.append(f"resource={body.get('resource')}")
+    elif response.status == 204:
+        parts.append(f"Allow-Origin: {response.headers.get('access-control-allow-origin')}")
+    elif errors:
+        parts.append(errors[0]["error"])
+        if errors[0].get("error_description"):
+            parts.append(f"({errors[0]['error_description']})")
+    elif challenges:
+        parts.append(" + ".join(c.scheme for c in challenges))
+        metadata = all("resource_metadata" in c.params for c in challenges)
+        parts.append("challenge, resource_metadata" if metadata else "challenge")
     elif challenge is not None:
         parts.append(f"WWW-Authenticate: {challenge}")
     elif isinstance(body.get("error"), str):
@@ -219,7 +355,8 @@ def run(base_url: str, table: list[Row], timeout: int = CURL_TIMEOUT) -> list[Re
         if row.skip:
             results.append(Result(row, None, "SKIP", row.skip))
             continue
-        response = curl(base_url, row.path, row.token, timeout)
+        headers = {k: v() if callable(v) else v for k, v in row.headers.items()}
+        response = curl(base_url, row.path, row.token, timeout, method=row.method, headers=headers)
         outcome = "PASS" if row.check(response) else "FAIL"
         results.append(Result(row, response, outcome, describe(response, row.path)))
     return results
@@ -231,7 +368,7 @@ COLOURS = {"PASS": "\033[32m", "FAIL": "\033[31m", "SKIP": "\033[33m"}
 def render(results: list[Result], colour: bool) -> str:
     header = ("#", "request", "token", "expected", "got", "")
     cells = [
-        (str(i), f"GET {r.row.path}", r.row.credential, r.row.expected, r.got, r.outcome)
+        (str(i), f"{r.row.method} {r.row.path}", r.row.credential, r.row.expected, r.got, r.outcome)
         for i, r in enumerate(results, 1)
     ]
     widths = [max(len(line[c]) for line in [header, *cells]) for c in range(len(header) - 1)]
@@ -279,6 +416,30 @@ def _token(
     return token
 
 
+def dpop_token_from(
+    keyfile: Path, environ: Mapping[str, str], notes: list[str]
+) -> tuple[SigningKey, str | None]:
+    """The DPoP key, and DPOP_TOKEN from the environment, else one minted with get-token
+    --dpop from the client credentials (None when there are none)."""
+    key = load_or_make_key(keyfile)
+    if environ.get("DPOP_TOKEN"):
+        notes.append("DPOP_TOKEN from the environment")
+        return key, environ["DPOP_TOKEN"]
+    issuer, client_id = environ.get("AUTHPI_ISSUER_URL", ""), environ.get("CLIENT_ID")
+    if not (issuer and client_id and environ.get("CLIENT_SECRET")):
+        return key, None
+    token = request_token(
+        issuer,
+        client_id,
+        environ["CLIENT_SECRET"],
+        environ.get("SCOPE") or REPORTS_SCOPE,
+        token_url=environ.get("AUTHPI_TOKEN_URL"),
+        dpop_key=key,
+    )
+    notes.append(f"DPOP_TOKEN minted for {client_id}, bound to {keyfile}")
+    return key, token
+
+
 def _scope_warnings(token: str | None, token_no_scope: str | None) -> list[str]:
     """Tokens that cannot make their rows pass, said before the table instead of guessed at."""
     warnings = []
@@ -306,6 +467,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     parser.add_argument("base_url", metavar="BASE_URL")
     parser.add_argument("--timeout", type=int, default=CURL_TIMEOUT, help="seconds per request")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every response")
+    parser.add_argument("--origin", help="add a CORS preflight from this (allowed) origin")
+    parser.add_argument(
+        "--dpop", type=Path, metavar="KEYFILE", help="add the DPoP rows, with this key"
+    )
     args = parser.parse_args(argv)
     base_url = args.base_url.rstrip("/")
     if not base_url.startswith(("http://", "https://")):
@@ -321,11 +486,21 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         return 2
     skip_token = "" if token else "no TOKEN"
     skip_no = "" if token_no_scope else "no TOKEN_NO_SCOPE"
+    table = rows(token, token_no_scope, skip_token, skip_no)
+    if args.origin:
+        table += preflight_rows(args.origin)
+    if args.dpop is not None:
+        try:
+            key, dpop_token = dpop_token_from(args.dpop, environ, notes)
+        except (TokenError, OSError, ValueError) as error:
+            print(f"curl-matrix: cannot get a DPoP-bound token: {error}", file=sys.stderr)
+            return 2
+        table += dpop_rows(base_url, dpop_token, key, "" if dpop_token else "no DPOP_TOKEN")
 
     print(f"curl-matrix against {base_url}" + (f" ({'; '.join(notes)})" if notes else ""))
     for warning in _scope_warnings(token, token_no_scope):
         print(f"warning: {warning}")
-    results = run(base_url, rows(token, token_no_scope, skip_token, skip_no), args.timeout)
+    results = run(base_url, table, args.timeout)
     print(render(results, use_colour(sys.stdout, environ)))
     if args.verbose:
         for i, result in enumerate(results, 1):
@@ -340,7 +515,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     summary += f", {skipped} skipped" if skipped else ""
     print(summary)
     if skipped:
-        print("Set TOKEN and TOKEN_NO_SCOPE, or client credentials: scripts/curl-matrix --help")
+        print("Set the tokens, or client credentials: scripts/curl-matrix --help")
     return 0 if passed == len(results) else 1
 
 

@@ -1,8 +1,9 @@
 """`make demo` and `make dev`: the local loop with real processes.
 
-`make demo` starts the fake issuer (scripts/issuer) and the Worker (scripts/serve) on free
-ports, mints two tokens with scripts/get-token, runs scripts/curl-matrix against the Worker,
-stops both servers and exits with the matrix's status.
+`make demo` starts the fake issuer (scripts/issuer) and the Worker (scripts/serve, allowing
+CORS from DEMO_ORIGIN) on free ports, mints two tokens and a DPoP-bound one with
+scripts/get-token, runs scripts/curl-matrix against the Worker (with its preflight and DPoP
+rows), stops both servers and exits with the matrix's status.
 
 `make dev` (--dev) starts the same two servers in the foreground (8787 and 9400 by default),
 prints ready-to-paste `export TOKEN=...` lines and curl commands, and streams both logs until
@@ -43,8 +44,10 @@ STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 40  # lines of each server's output kept to explain a failure
 SCOPED, UNSCOPED = "demo-reports", "demo-basic"  # tests.support.issuer.default_clients()
 # The Worker's variables (authpi_worker.config; not imported: `make demo` runs without src/).
-ISSUER_VAR, AUDIENCE_VAR = "AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE"
+ISSUER_VAR, AUDIENCE_VAR, CORS_VAR = "AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE", "CORS_ALLOWED_ORIGINS"
 WORKER_PORT = 8787  # scripts/serve's default, like wrangler dev
+DEMO_ORIGIN = "http://localhost:5173"  # a browser app's origin (Vite's dev server) the demo allows
+DPOP_KEY = PROJECT / ".local" / "dpop-key.pem"  # the demo client's DPoP key (gitignored)
 
 
 class DemoError(Exception):
@@ -159,12 +162,14 @@ class Service:
         return "\n".join(f"  {line}" for line in self.output)
 
 
-def get_token(issuer: str, client_id: str, scope: str | None) -> str:
-    """A token through scripts/get-token, exactly as a user would mint one."""
+def get_token(issuer: str, client_id: str, scope: str | None, dpop: Path | None = None) -> str:
+    """A token through scripts/get-token, exactly as a user would mint one; with dpop, a
+    token bound to the key in that file."""
     client = default_clients()[client_id]
     env = {**os.environ, ISSUER_VAR: issuer, "CLIENT_ID": client_id, "CLIENT_SECRET": client.secret}
     env.pop("SCOPE", None)
     argv = [str(SCRIPTS / "get-token"), *(["--scope", scope] if scope else [])]
+    argv += ["--dpop", str(dpop)] if dpop is not None else []
     done = subprocess.run(  # noqa: S603
         argv, env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -213,7 +218,12 @@ def run(args: argparse.Namespace) -> int:
         services.append(issuer)
         issuer_url = issuer.wait_ready()
         audience = args.audience or AUDIENCE
-        worker_env = {**os.environ, ISSUER_VAR: issuer_url, AUDIENCE_VAR: audience}
+        worker_env = {
+            **os.environ,
+            ISSUER_VAR: issuer_url,
+            AUDIENCE_VAR: audience,
+            CORS_VAR: DEMO_ORIGIN,
+        }
         serve = [str(SCRIPTS / "serve"), "--port", str(args.port)]
         worker = Service("worker", serve, worker_env, echo)
         services.append(worker)
@@ -225,20 +235,27 @@ def run(args: argparse.Namespace) -> int:
         _say(f"worker              {base_url}  ({AUDIENCE_VAR}={audience})")
         token = get_token(issuer_url, SCOPED, "read:reports")
         token_no_scope = get_token(issuer_url, UNSCOPED, None)
+        dpop_token = get_token(issuer_url, SCOPED, "read:reports", args.dpop_key)
         _say(f"tokens              {SCOPED} (read:reports), {UNSCOPED} (without): get-token")
+        _say(f"DPoP                {SCOPED}'s token bound to {args.dpop_key}: get-token --dpop")
 
         if args.dev:
-            print_dev_help(issuer_url, base_url, token, token_no_scope, args.keys)
+            print_dev_help(issuer_url, base_url, token, token_no_scope, args)
             while all(s.running for s in services):
                 time.sleep(0.2)
             stopped = next(s for s in services if not s.running)
             print(f"{stopped.name} stopped ({stopped.exit_text()})", file=sys.stderr)
             return 1
 
-        matrix_env = {**os.environ, "TOKEN": token, "TOKEN_NO_SCOPE": token_no_scope}
-        done = subprocess.run(  # noqa: S603
-            [str(SCRIPTS / "curl-matrix"), base_url], env=matrix_env, check=False
-        )
+        matrix_env = {
+            **os.environ,
+            "TOKEN": token,
+            "TOKEN_NO_SCOPE": token_no_scope,
+            "DPOP_TOKEN": dpop_token,
+        }
+        matrix = [str(SCRIPTS / "curl-matrix"), base_url, "--origin", DEMO_ORIGIN]
+        matrix += ["--dpop", str(args.dpop_key)]
+        done = subprocess.run(matrix, env=matrix_env, check=False)  # noqa: S603
         if done.returncode != 0:
             print(f"\nThe matrix failed. The worker's last lines:\n{worker.tail()}")
         return done.returncode
@@ -260,10 +277,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_dev_help(
-    issuer_url: str, base_url: str, token: str, token_no_scope: str, keys: Path
+    issuer_url: str, base_url: str, token: str, token_no_scope: str, args: argparse.Namespace
 ) -> None:
     clients = default_clients()
-    keys_flag = "" if keys == KEYS_DIR else f" --keys {shlex.quote(str(keys))}"
+    keys_flag = "" if args.keys == KEYS_DIR else f" --keys {shlex.quote(str(args.keys))}"
+    key = shlex.quote(str(args.dpop_key))
+    proof = f"TOKEN=$DPOP_TOKEN scripts/dpop-proof --key {key} --url {base_url}/me"
+    dpop_curl = f'curl -i {base_url}/me -H "Authorization: DPoP $DPOP_TOKEN" -H "DPoP: $({proof})"'
     mint = (
         f"CLIENT_ID={SCOPED} CLIENT_SECRET={clients[SCOPED].secret} "
         f"scripts/get-token --issuer {issuer_url} --scope read:reports"
@@ -286,7 +306,13 @@ curl -i {base_url}/me
 curl -i {base_url}/me {bearer}
 curl -i {base_url}/reports {bearer}
 curl -i {base_url}/reports -H "Authorization: Bearer $TOKEN_NO_SCOPE"
-scripts/curl-matrix {base_url}
+curl -i {base_url}/.well-known/oauth-protected-resource
+curl -i -X OPTIONS {base_url}/me -H "Origin: {DEMO_ORIGIN}" -H "Access-Control-Request-Method: GET"
+scripts/curl-matrix {base_url} --origin {DEMO_ORIGIN}
+
+A DPoP-bound token, and a fresh proof for each request:
+export DPOP_TOKEN=$({mint} --dpop {key})
+{dpop_curl}
 
 Tokens last {TOKEN_LIFETIME} s; fresh ones:
 export TOKEN=$({mint})
@@ -308,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="the worker's port (demo: free, dev: 8787)")
     parser.add_argument("--issuer-port", type=int, help="the issuer's port (demo: free, dev: 9400)")
     parser.add_argument("--keys", type=Path, default=KEYS_DIR, help="the issuer's key directory")
+    parser.add_argument(
+        "--dpop-key", type=Path, default=DPOP_KEY, help="the demo client's DPoP key file"
+    )
     parser.add_argument(
         "--audience",
         default=os.environ.get("DEMO_AUDIENCE"),

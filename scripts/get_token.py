@@ -5,6 +5,10 @@ AuthPI, or the local fake issuer (scripts/issuer). Prints only the token, so tha
 Inputs, flag or environment: --issuer / AUTHPI_ISSUER_URL, --client-id / CLIENT_ID,
 --client-secret / CLIENT_SECRET (prefer the environment: flags show in `ps`), --scope / SCOPE.
 The token endpoint is {issuer}/token unless --token-url / AUTHPI_TOKEN_URL says otherwise.
+
+--dpop KEYFILE asks for a DPoP-bound token (RFC 9449): the request carries a proof of the key
+in KEYFILE (a PEM private key, made as ES256 if it does not exist), and the issuer must answer
+token_type DPoP. Use the token with scripts/dpop-proof and the same KEYFILE.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+
+from tests.support.dpop import load_or_make_key, proof
+from tests.support.keys import SigningKey
 
 TIMEOUT = 15.0  # seconds for the whole token request
 
@@ -74,8 +82,10 @@ def request_token(
     token_url: str | None = None,
     params: Mapping[str, str] | None = None,
     timeout: float = TIMEOUT,
+    dpop_key: SigningKey | None = None,
 ) -> str:
-    """The access token, or TokenError. The client authenticates with HTTP Basic."""
+    """The access token, or TokenError. The client authenticates with HTTP Basic; with
+    dpop_key, the token is bound to that key (RFC 9449 §5)."""
     url = token_url or token_endpoint(issuer)
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise TokenError(f"the token endpoint {url!r} is not an http(s) URL")
@@ -83,15 +93,15 @@ def request_token(
     if scope:
         form["scope"] = scope
     basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+    headers = {
+        "authorization": f"Basic {basic}",
+        "content-type": "application/x-www-form-urlencoded",
+        "accept": "application/json",
+    }
+    if dpop_key is not None:
+        headers["dpop"] = proof(dpop_key, "POST", url)
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        url,
-        data=urlencode(form).encode(),
-        method="POST",
-        headers={
-            "authorization": f"Basic {basic}",
-            "content-type": "application/x-www-form-urlencoded",
-            "accept": "application/json",
-        },
+        url, data=urlencode(form).encode(), method="POST", headers=headers
     )
     opener = urllib.request.build_opener(_NoRedirects)
     try:
@@ -115,8 +125,13 @@ def request_token(
     if not isinstance(token, str) or not token:
         raise TokenError(f"the token endpoint {url} answered 200 without an access_token")
     token_type = body.get("token_type") if body else None
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenError(f"the token endpoint {url} issued a {token_type!r} token, not Bearer")
+    wanted = "dpop" if dpop_key is not None else "bearer"
+    if not isinstance(token_type, str) or token_type.lower() != wanted:
+        hint = " (does the issuer support DPoP?)" if dpop_key is not None else ""
+        raise TokenError(
+            f"the token endpoint {url} issued a {token_type!r} token, not "
+            f"{'DPoP' if dpop_key is not None else 'Bearer'}{hint}"
+        )
     return token
 
 
@@ -179,6 +194,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         help="an extra form parameter, e.g. resource=https://api.example.com (repeatable)",
     )
     parser.add_argument("--timeout", type=float, default=TIMEOUT)
+    parser.add_argument(
+        "--dpop",
+        type=Path,
+        metavar="KEYFILE",
+        help="a DPoP-bound token, proven with the key in KEYFILE (made if it does not exist)",
+    )
     args = parser.parse_args(argv)
 
     missing = [
@@ -201,6 +222,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
             file=sys.stderr,
         )
     try:
+        dpop_key = load_or_make_key(args.dpop) if args.dpop is not None else None
+    except (OSError, ValueError) as error:
+        print(f"get-token: cannot use the DPoP key {args.dpop}: {error}", file=sys.stderr)
+        return 2
+    try:
         token = request_token(
             args.issuer or "",
             args.client_id,
@@ -209,6 +235,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
             token_url=args.token_url,
             params=params,
             timeout=args.timeout,
+            dpop_key=dpop_key,
         )
     except TokenError as error:
         print(f"get-token: {error}", file=sys.stderr)

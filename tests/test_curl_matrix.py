@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from scripts.curl_matrix import Response, _last_header_block, describe, main, render, rows, run
 from scripts.curl_matrix import use_colour as colour_for
 from scripts.local_worker import LocalWorker, make_server
+from tests.support.dpop import jkt, load_or_make_key
 from tests.support.issuer import FakeIssuer
 
 ANSI = re.compile(r"\x1b\[")
@@ -63,7 +65,7 @@ def tokens(issuer: FakeIssuer) -> dict[str, str]:
 
 
 def outcomes(output: str) -> list[str]:
-    return re.findall(r"^\d\s.*\s(PASS|FAIL|SKIP)$", output, re.MULTILINE)
+    return re.findall(r"^\d+\s.*\s(PASS|FAIL|SKIP)$", output, re.MULTILINE)
 
 
 def test_every_row_passes_against_the_worker(
@@ -71,10 +73,10 @@ def test_every_row_passes_against_the_worker(
 ) -> None:
     assert main([worker], tokens(issuer)) == 0
     out = capsys.readouterr().out
-    assert outcomes(out) == ["PASS"] * 8
+    assert outcomes(out) == ["PASS"] * 9
     assert "200 sub=svc scope=read:reports" in out
     assert "403 insufficient_scope" in out
-    assert "8/8 passed" in out
+    assert "9/9 passed" in out
     assert not ANSI.search(out)  # not a terminal: no colour
 
 
@@ -91,7 +93,7 @@ def test_tokens_are_minted_through_get_token_from_client_credentials(
     assert main([worker + "/"], environ) == 0
     out = capsys.readouterr().out
     assert "TOKEN minted for demo-reports" in out and "TOKEN_NO_SCOPE minted for demo-basic" in out
-    assert outcomes(out) == ["PASS"] * 8
+    assert outcomes(out) == ["PASS"] * 9
 
 
 def test_a_client_without_read_reports_cannot_mint_the_scoped_token(
@@ -108,8 +110,8 @@ def test_a_worker_that_checks_nothing_fails_the_matrix(
 ) -> None:
     assert main([lenient], tokens(issuer)) == 1
     out = capsys.readouterr().out
-    assert outcomes(out) == ["PASS", "FAIL", "PASS", "PASS", "FAIL", "FAIL", "FAIL", "FAIL"]
-    assert "3/8 passed, 5 failed" in out
+    assert outcomes(out) == ["PASS", "FAIL", "PASS", "PASS", "FAIL", "FAIL", "FAIL", "FAIL", "FAIL"]
+    assert "3/9 passed, 6 failed" in out
 
 
 def test_a_wrong_audience_fails_every_row_that_needs_a_valid_token(
@@ -119,7 +121,7 @@ def test_a_wrong_audience_fails_every_row_that_needs_a_valid_token(
     for base in serve_in_thread(make_server(LocalWorker(variables), 0)):
         assert main([base], tokens(issuer)) == 1
     out = capsys.readouterr().out
-    assert outcomes(out) == ["PASS", "PASS", "FAIL", "FAIL", "FAIL", "PASS", "PASS", "FAIL"]
+    assert outcomes(out) == ["PASS", "PASS", "FAIL", "FAIL", "FAIL", "PASS", "PASS", "FAIL", "PASS"]
     assert "401 invalid_token (unexpected audience)" in out
 
 
@@ -128,8 +130,8 @@ def test_missing_tokens_skip_their_rows_and_fail_the_run(
 ) -> None:
     assert main([worker], {"TOKEN": tokens(issuer)["TOKEN"]}) == 1
     out = capsys.readouterr().out
-    assert outcomes(out) == ["PASS"] * 4 + ["SKIP", "PASS", "SKIP", "PASS"]
-    assert "6/8 passed, 2 skipped" in out
+    assert outcomes(out) == ["PASS"] * 4 + ["SKIP", "PASS", "SKIP", "PASS", "PASS"]
+    assert "7/9 passed, 2 skipped" in out
 
 
 def test_a_scoped_token_given_as_the_unscoped_one_is_flagged(
@@ -145,8 +147,67 @@ def test_an_unreachable_worker_fails_with_curls_reason(
 ) -> None:
     assert main(["http://127.0.0.1:1"], tokens(issuer)) == 1
     out = capsys.readouterr().out
-    assert outcomes(out) == ["FAIL"] * 8
+    assert outcomes(out) == ["FAIL"] * 9
     assert "no answer: curl: (7)" in out
+
+
+ORIGIN = "http://localhost:5173"
+
+
+def configured(issuer: FakeIssuer, **extra: str) -> Iterator[str]:
+    variables = {"AUTHPI_ISSUER_URL": issuer.url, "AUTHPI_AUDIENCE": issuer.audience, **extra}
+    yield from serve_in_thread(make_server(LocalWorker(variables), 0))
+
+
+def test_the_preflight_row_passes_when_the_worker_allows_the_origin(
+    issuer: FakeIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for base in configured(issuer, CORS_ALLOWED_ORIGINS=ORIGIN):
+        assert main([base, "--origin", ORIGIN], tokens(issuer)) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^10\s+OPTIONS /me\s+preflight from http://localhost:5173 .* PASS$", out, re.M
+    )
+
+
+@pytest.mark.parametrize("cors", ["", "https://app.example.com"])
+def test_the_preflight_row_fails_when_the_origin_is_not_allowed(
+    issuer: FakeIssuer, capsys: pytest.CaptureFixture[str], cors: str
+) -> None:
+    for base in configured(issuer, CORS_ALLOWED_ORIGINS=cors):
+        assert main([base, "--origin", ORIGIN], tokens(issuer)) == 1
+    assert outcomes(capsys.readouterr().out)[-1] == "FAIL"
+
+
+def test_the_dpop_rows_pass_with_a_token_get_token_binds(
+    worker: str, issuer: FakeIssuer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = {
+        "AUTHPI_ISSUER_URL": issuer.url,
+        "CLIENT_ID": "demo-reports",
+        "CLIENT_SECRET": "demo-reports-secret",
+        "CLIENT_ID_NO_SCOPE": "demo-basic",
+        "CLIENT_SECRET_NO_SCOPE": "demo-basic-secret",
+    }
+    key = tmp_path / "dpop.pem"
+    assert main([worker, "--dpop", str(key)], environ) == 0
+    out = capsys.readouterr().out
+    assert outcomes(out) == ["PASS"] * 13
+    assert f"DPOP_TOKEN minted for demo-reports, bound to {key}" in out
+    assert "401 invalid_dpop_proof (proof already used)" in out
+    assert "401 invalid_dpop_proof (htu does not match the request URL)" in out
+    assert key.stat().st_mode & 0o777 == 0o600  # a private key: the owner's alone
+
+
+def test_the_dpop_rows_fail_against_a_worker_that_takes_no_dpop(
+    issuer: FakeIssuer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "dpop.pem"
+    bound = issuer.mint(sub="svc", cnf={"jkt": jkt(load_or_make_key(key))})
+    for base in configured(issuer, AUTHPI_DPOP="disabled"):
+        assert main([base, "--dpop", str(key)], {**tokens(issuer), "DPOP_TOKEN": bound}) == 1
+    # The fresh proof and the proof checks fail; the bound token as Bearer is refused anyway.
+    assert outcomes(capsys.readouterr().out)[9:] == ["FAIL", "PASS", "FAIL", "FAIL"]
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,7 +62,7 @@ def processes_mentioning(text: str) -> list[int]:
 def run_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """make demo's script, its keys and marker in tmp_path, to completion."""
     return subprocess.run(  # noqa: S603 - our own scripts
-        demo("--keys", str(tmp_path), *args),
+        demo("--keys", str(tmp_path), "--dpop-key", str(tmp_path / "dpop.pem"), *args),
         cwd=PROJECT,
         env=environment(tmp_path),
         capture_output=True,
@@ -84,26 +84,37 @@ def test_make_demo_prints_the_whole_matrix_as_pass_and_stops_both_servers(
 ) -> None:
     done = run_demo(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = re.findall(r"^(\d)\s+GET (\S+).*\s(PASS|FAIL|SKIP)$", done.stdout, re.MULTILINE)
-    assert [(n, outcome) for n, _, outcome in rows] == [(str(i), "PASS") for i in range(1, 9)]
-    assert [path for _, path, _ in rows] == [
-        "/",
-        "/me",
-        "/me",
-        "/reports",
-        "/reports",
-        "/me",
-        "/reports",
-        "/no-such-route",
+    rows = re.findall(
+        r"^(\d+)\s+(GET|OPTIONS) (\S+)\s+(.*?)\s{2}.*\s(PASS|FAIL|SKIP)$", done.stdout, re.MULTILINE
+    )
+    assert [(n, outcome) for n, *_, outcome in rows] == [(str(i), "PASS") for i in range(1, 15)]
+    assert [(method, path, what) for _, method, path, what, _ in rows] == [
+        ("GET", "/", "no token"),
+        ("GET", "/me", "no token"),
+        ("GET", "/me", "valid token"),
+        ("GET", "/reports", "token with read:reports"),
+        ("GET", "/reports", "token without read:reports"),
+        ("GET", "/me", "signature: one character edited"),
+        ("GET", "/reports", "payload edited: +read:reports, old signature"),
+        ("GET", "/no-such-route", "valid token"),
+        ("GET", "/.well-known/oauth-protected-resource", "no token"),
+        ("OPTIONS", "/me", "preflight from http://localhost:5173"),
+        ("GET", "/me", "DPoP token, fresh proof"),
+        ("GET", "/me", "the DPoP token as Bearer"),
+        ("GET", "/me", "DPoP token, replayed proof"),
+        ("GET", "/me", "DPoP token, proof for /reports"),
     ]
-    assert "8/8 passed" in done.stdout
+    assert "14/14 passed" in done.stdout
     assert_nothing_left(done.stdout, str(tmp_path))
 
 
 def test_a_broken_audience_makes_the_matrix_and_the_demo_fail(tmp_path: Path) -> None:
     done = run_demo(tmp_path, "--audience", "https://not-the-tokens-audience.example")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert re.findall(r"\s(PASS|FAIL)$", done.stdout, re.MULTILINE).count("FAIL") == 4
+    failed = re.findall(r"^(\d+)\s.*\sFAIL$", done.stdout, re.MULTILINE)
+    # Every row that needs the Worker to accept a token: the quickstart's four, and the DPoP
+    # rows whose proof must be judged (a refused token never gets that far).
+    assert failed == ["3", "4", "5", "8", "11", "13", "14"]
     assert "401 invalid_token (unexpected audience)" in done.stdout
     assert '"reason":"wrong_audience"' in done.stdout  # the worker's log, to explain it
     assert_nothing_left(done.stdout, str(tmp_path))
@@ -125,7 +136,11 @@ def test_make_dev_prints_pasteable_tokens_and_stops_both_servers(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
     process = subprocess.Popen(  # noqa: S603 - our own scripts
-        demo("--dev", "--keys", str(tmp_path), "--port", "0", "--issuer-port", "0"),
+        demo(
+            "--dev",
+            *("--keys", str(tmp_path), "--dpop-key", str(tmp_path / "dpop.pem")),
+            *("--port", "0", "--issuer-port", "0"),
+        ),
         cwd=PROJECT,
         env=environment(tmp_path),
         stdout=subprocess.PIPE,
@@ -141,12 +156,14 @@ def test_make_dev_prints_pasteable_tokens_and_stops_both_servers(
             output += process.stdout.readline()
         exports = dict(re.findall(r"^export (TOKEN\w*)=(eyJ\S+)$", output, re.MULTILINE))
         assert set(exports) == {"TOKEN", "TOKEN_NO_SCOPE"}
+        dpop = re.findall(r"^export DPOP_TOKEN=\$\(.*\)$", output, re.MULTILINE)
+        assert len(dpop) == 1
         base = re.search(r"^worker\s+(http://\S+)", output, re.MULTILINE)
         assert base is not None
         # The printed curl commands, pasted into a shell with the printed exports.
         commands = re.findall(r"^curl -i .*$", output, re.MULTILINE)
-        assert len(commands) == 5
-        script = "".join(f"export {k}={v}\n" for k, v in exports.items())
+        assert len(commands) == 8
+        script = "".join(f"export {k}={v}\n" for k, v in exports.items()) + dpop[0] + "\n"
         script += "".join(f"{c} -s -o /dev/null -w '%{{http_code}} '\n" for c in commands)
         statuses = subprocess.run(  # noqa: S603 - our own scripts
             ["bash", "-c", script],  # noqa: S607
@@ -155,7 +172,7 @@ def test_make_dev_prints_pasteable_tokens_and_stops_both_servers(
             timeout=30,
             check=True,
         ).stdout.split()
-        assert statuses == ["200", "401", "200", "200", "403"]
+        assert statuses == ["200", "401", "200", "200", "403", "200", "204", "200"]
     finally:
         process.send_signal(stop)
         code = process.wait(15)
