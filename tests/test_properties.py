@@ -246,7 +246,8 @@ HEADER_RULES: Rules = {
         st.just(ABSENT)
         | st.sampled_from(ALGS)  # another algorithm; when it is the key's own, it counts as good
         | st.sampled_from(["none", "None", "NONE", "HS256", "hs256", "HS512", "ES384"])
-        | st.sampled_from(["RS512", "PS256", "es256", "ES256 ", "eddsa", "Ed25519", ""])
+        | st.sampled_from(["RS512", "PS256", "es256", "ES256 ", "eddsa", "ed25519", "Ed448", ""])
+        | st.just("Ed25519")  # RFC 9864's name: good exactly when the key is Ed25519
         | json_values,
     ),
     "typ": (
@@ -535,6 +536,8 @@ async def test_signed_tokens_pass_exactly_when_every_rule_holds(
             value = {"alg": key.alg, "kid": key.kid}[name]
         elif name in ("alg", "kid") and value == getattr(key, name):
             ok = True  # drawn as "another algorithm" or "another kid", but it is the key's own
+        elif name == "alg" and key.alg == "EdDSA" and value == "Ed25519":
+            ok = True  # the key's own algorithm under its fully specified name (RFC 9864)
         valid = valid and ok
         if value is not ABSENT:
             header_values[name] = value
