@@ -20,23 +20,16 @@ The file is not named test_*.py, so `make test-python` (CPython only) leaves it 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
-import os
 import queue
-import re
-import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pyjson5
 import pytest
 
 import authpi_worker.jwks
@@ -44,30 +37,19 @@ from authpi_worker.app import handle
 from authpi_worker.auth import Isolate
 from authpi_worker.keys import parse_jwks
 from scripts.local_worker import httpx_fetcher
+from tests.pyodide import manifest
+from tests.pyodide.manifest import PROJECT, WORKER_DIR, locked_version, wrangler_config
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
 from tests.support.tokens import AUDIENCE, claims, header, sign
 
-PROJECT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).with_name("run.mjs")
-HOST_MODULES = ("workerd_host.py", "probes.py")  # the stage's own Python inside Pyodide
-HOST_DIR = "/stage"  # where run.mjs puts them: off the Worker's path
-WORKER_DIR = "/session/metadata"  # where workerd mounts the Worker's modules
-# What pywrangler vendors into python_modules/ beside the Worker, less cryptography (no
-# Pyodide build offline); the SDK because the compatibility_date selects the external SDK.
-VENDORED = ("workers-runtime-sdk", "pyjwt")
+PROBES = Path(__file__).with_name("probes.py")  # the stage's own Python inside Pyodide
 BOOT_TIMEOUT = 120  # seconds to load Pyodide and import the entry; about 3 s on a laptop
 REPLY_TIMEOUT = 30  # seconds for one request; the slowest (the timeout case) takes under 1 s
 ORIGIN = "https://authpi-worker.example"  # the Worker's own URL in the JS Requests
 SHORT_TIMEOUT = 0.2  # seconds: FETCH_TIMEOUT for the timeout case, on both sides
 SLOW_ISSUER = 0.6  # seconds the issuer then takes: well past SHORT_TIMEOUT
-# JSPI (WebAssembly stack switching), which workerd always has: on by default in newer Node,
-# behind one of these flags in Node 20 to 24.
-JSPI_FLAGS: tuple[list[str], ...] = (
-    [],
-    ["--experimental-wasm-jspi"],
-    ["--experimental-wasm-stack-switching"],
-)
 
 Env = dict[str, str | None]  # a Worker env; None is JS null
 
@@ -82,83 +64,15 @@ class Outcome:
     events: list[dict[str, Any]]  # the authpi_worker log lines, parsed
 
 
-# --- What goes into Pyodide ------------------------------------------------------------------
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def locked_version(name: str, lock: Path = PROJECT / "requirements-dev.lock") -> str:
-    """The version requirements-dev.lock pins for a package."""
-    for line in lock.read_text().splitlines():
-        pinned, sep, version = line.partition("==")
-        if sep and _normalized(pinned.strip()) == _normalized(name):
-            return version.split()[0].rstrip("\\;")
-    raise AssertionError(f"{name} is not pinned in {lock.name}")
-
-
-def vendored_files(name: str) -> list[tuple[str, Path]]:
-    """(target, source) for a package's installed files, checked against the lock's version
-    and against the installer's RECORD hashes: exactly the pinned release, unedited."""
-    dist = metadata.distribution(name)
-    assert dist.version == locked_version(name), f"the venv's {name} is not the locked one"
-    files = []
-    for record in dist.files or []:
-        if "__pycache__" in record.parts or ".." in record.parts:
-            continue
-        source = Path(str(record.locate()))
-        if record.hash is not None:
-            digest = hashlib.new(record.hash.mode, source.read_bytes()).digest()
-            encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-            assert encoded == record.hash.value, f"{source} differs from its RECORD"
-        files.append((f"{WORKER_DIR}/python_modules/{record.as_posix()}", source))
-    return files
-
-
-def wrangler_config() -> dict[str, Any]:
-    config: dict[str, Any] = pyjson5.decode((PROJECT / "wrangler.jsonc").read_text())
-    return config
-
-
-def manifest() -> dict[str, Any]:
-    """What run.mjs mounts, and the Worker's compatibility settings, from wrangler.jsonc."""
-    config = wrangler_config()
-    main = PROJECT / config["main"]
-    worker = [
-        (f"{WORKER_DIR}/{path.relative_to(main.parent).as_posix()}", path)
-        for path in sorted(main.parent.rglob("*.py"))
-        if "__pycache__" not in path.parts
-    ]
-    host = [(f"{HOST_DIR}/{name}", Path(__file__).with_name(name)) for name in HOST_MODULES]
-    vendored = [pair for name in VENDORED for pair in vendored_files(name)]
-    return {
-        "files": [(target, str(source)) for target, source in worker + vendored + host],
-        "workerDir": WORKER_DIR,
-        "hostDir": HOST_DIR,
-        "mainModule": main.stem,
-        "compatibilityDate": config["compatibility_date"],
-        "compatibilityFlags": config.get("compatibility_flags", []),
-    }
-
-
 # --- Node ------------------------------------------------------------------------------------
 
 
 def node_command() -> list[str]:
-    """node (or $NODE, e.g. the Makefile's Node 24), with JSPI on."""
-    node = shutil.which(os.environ.get("NODE", "node"))
-    if node is None:
-        pytest.fail("node is not installed: the Pyodide stage needs Node (`make install`)")
-    if not (PROJECT / "node_modules" / "pyodide" / "package.json").exists():
-        pytest.fail("node_modules/pyodide is missing: run `npm ci` (`make install` does)")
-    check = "process.exit('Suspending' in WebAssembly || 'Suspender' in WebAssembly ? 0 : 1)"
-    for flags in JSPI_FLAGS:
-        argv = [node, *flags, "-e", check]
-        probe = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603 - a fixed argv
-        if probe.returncode == 0:
-            return [node, *flags]
-    pytest.fail(f"{node} has no JSPI (WebAssembly stack switching), which workerd always has")
+    """The Node to run run.mjs with (manifest.node_command), or the test fails saying why."""
+    try:
+        return manifest.node_command()
+    except manifest.NoNode as missing:
+        pytest.fail(str(missing))
 
 
 class Stage:
@@ -279,7 +193,7 @@ def same_in_both(stage: Stage, path: str, authorization: str | None, env: Env) -
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     manifest_file = tmp_path_factory.mktemp("pyodide") / "manifest.json"
-    manifest_file.write_text(json.dumps(manifest()))
+    manifest_file.write_text(json.dumps(manifest.manifest([PROBES])))
     running = Stage(manifest_file)
     yield running
     running.close()
