@@ -205,3 +205,14 @@ export async function workerFetch({ mainModule, host }, request, env) {
     instance.destroy();
   }
 }
+
+/** What a fetch returned, for tests/pyodide/host.py's outcome(): the body read as text. */
+export async function describeResponse(response) {
+  return {
+    isResponse: response instanceof Response,
+    type: Object.prototype.toString.call(response),
+    status: response.status,
+    headers: [...response.headers],
+    body: await response.text(),
+  };
+}

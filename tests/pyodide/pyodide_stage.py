@@ -26,21 +26,26 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import authpi_worker.jwks
-from authpi_worker.app import handle
 from authpi_worker.auth import Isolate
 from authpi_worker.keys import parse_jwks
 from scripts.local_worker import httpx_fetcher
-from tests.pyodide import manifest
-from tests.pyodide.manifest import PROJECT, WORKER_DIR, locked_version, wrangler_config
+from tests.pyodide import host
+from tests.pyodide.host import (
+    PROJECT,
+    WORKER_DIR,
+    Outcome,
+    core_outcome,
+    locked_version,
+    outcome,
+    wrangler_config,
+)
 from tests.support.issuer import FakeIssuer
-from tests.support.logs import logged
 from tests.support.tokens import AUDIENCE, claims, header, sign
 
 HARNESS = Path(__file__).with_name("run.mjs")
@@ -54,24 +59,14 @@ SLOW_ISSUER = 0.6  # seconds the issuer then takes: well past SHORT_TIMEOUT
 Env = dict[str, str | None]  # a Worker env; None is JS null
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a request got: everything the two runtimes must agree on."""
-
-    status: int
-    headers: dict[str, str]
-    body: str
-    events: list[dict[str, Any]]  # the authpi_worker log lines, parsed
-
-
 # --- Node ------------------------------------------------------------------------------------
 
 
 def node_command() -> list[str]:
-    """The Node to run run.mjs with (manifest.node_command), or the test fails saying why."""
+    """The Node to run run.mjs with (host.node_command), or the test fails saying why."""
     try:
-        return manifest.node_command()
-    except manifest.NoNode as missing:
+        return host.node_command()
+    except host.NoNode as missing:
         pytest.fail(str(missing))
 
 
@@ -130,14 +125,7 @@ class Stage:
         if authorization is not None:
             headers.append(["authorization", authorization])
         reply = self.command("fetch", url=ORIGIN + path, method="GET", headers=headers, env=env)
-        response = reply["result"]
-        assert response["isResponse"], f"fetch returned {response['type']}, not a JS Response"
-        return Outcome(
-            response["status"],
-            dict(response["headers"]),
-            response["body"],
-            _events(reply["output"]),
-        )
+        return outcome(reply["result"], reply["output"])
 
     def probe(self, name: str, *args: Any) -> Any:
         """Call a function of tests/pyodide/probes.py inside Pyodide; its JSON answer."""
@@ -155,24 +143,13 @@ class Stage:
         assert code == 0, f"run.mjs exited with {code}:\n{self._stderr.read_text()}"
 
 
-def _events(lines: list[str]) -> list[dict[str, Any]]:
-    """The authpi_worker log lines among Python's output (the rest: warnings, if any)."""
-    events = []
-    for line in lines:
-        if line.startswith('{"event":'):
-            events.append(json.loads(line))
-    return events
-
-
 # --- The CPython side ------------------------------------------------------------------------
 
 
 def cpython(path: str, authorization: str | None, env: Env, isolate: Isolate) -> Outcome:
     """What the core answers under CPython to the same request, through the same steps as
     src/entry.py: a module-level Isolate, the env's variables, handle()."""
-    with logged() as events:
-        reply = asyncio.run(handle(path, authorization, lambda: isolate.verifier(env.get)))
-    return Outcome(reply.status, reply.headers, reply.body, events)
+    return asyncio.run(core_outcome(path, authorization, lambda: isolate.verifier(env.get)))
 
 
 def fresh_isolate(now: float | None = None) -> Isolate:
@@ -193,7 +170,7 @@ def same_in_both(stage: Stage, path: str, authorization: str | None, env: Env) -
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     manifest_file = tmp_path_factory.mktemp("pyodide") / "manifest.json"
-    manifest_file.write_text(json.dumps(manifest.manifest([PROBES])))
+    manifest_file.write_text(json.dumps(host.manifest([PROBES])))
     running = Stage(manifest_file)
     yield running
     running.close()

@@ -12,6 +12,7 @@ import readline from "node:readline";
 import {
   bootWorker,
   call,
+  describeResponse,
   exitOnUncaught,
   settled,
   takeFetches,
@@ -30,14 +31,7 @@ const probes = worker.pyodide.pyimport("probes");
 
 // --- Commands. ---
 async function fetchCommand({ url, method, headers, env }) {
-  const response = await workerFetch(worker, workerRequest(url, method, headers), env);
-  return {
-    isResponse: response instanceof Response,
-    type: Object.prototype.toString.call(response),
-    status: response.status,
-    headers: [...response.headers],
-    body: await response.text(),
-  };
+  return describeResponse(await workerFetch(worker, workerRequest(url, method, headers), env));
 }
 
 async function probe({ name, args }) {

@@ -1,25 +1,32 @@
-"""What tests/pyodide/host.mjs mounts into Pyodide, and the Node that runs it.
+"""The CPython side of tests/pyodide/host.mjs: what it mounts, the Node that runs it, and
+what a request through it got.
 
 Shared by the Pyodide stage (tests/pyodide/pyodide_stage.py) and `make bench`
-(scripts/bench_pyodide.py): the Worker's modules as workerd mounts them, the exact
-workers-runtime-sdk and PyJWT that requirements-dev.lock pins (from the venv, checked against
-their RECORD), and the host's own Python modules, off the Worker's path.
+(scripts/bench_pyodide.py). The manifest holds the Worker's modules as workerd mounts them, the
+exact workers-runtime-sdk and PyJWT that requirements-dev.lock pins (from the venv, checked
+against their RECORD), and the host's own Python modules, off the Worker's path.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pyjson5
+
+from authpi_worker.app import handle
+from authpi_worker.auth import Verifier
+from tests.support.logs import logged
 
 PROJECT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -36,6 +43,34 @@ JSPI_FLAGS: tuple[list[str], ...] = (
     ["--experimental-wasm-jspi"],
     ["--experimental-wasm-stack-switching"],
 )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request got: everything the two runtimes must agree on."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    events: list[dict[str, Any]]  # the authpi_worker log lines, parsed
+
+
+def outcome(response: dict[str, Any], output: Sequence[str]) -> Outcome:
+    """The Outcome of host.mjs's describeResponse() and the Python output lines it caused
+    (the authpi_worker log lines among them; the rest, warnings if any, are left out)."""
+    assert response["isResponse"], f"fetch returned {response['type']}, not a JS Response"
+    events = [json.loads(line) for line in output if line.startswith('{"event":')]
+    return Outcome(response["status"], dict(response["headers"]), response["body"], events)
+
+
+async def core_outcome(
+    path: str, authorization: str | None, verifier: Callable[[], Verifier]
+) -> Outcome:
+    """What the core answers under CPython to the same request: handle(), as src/entry.py
+    calls it once past the FFI."""
+    with logged() as events:
+        reply = await handle(path, authorization, verifier)
+    return Outcome(reply.status, reply.headers, reply.body, events)
 
 
 class NoNode(RuntimeError):
