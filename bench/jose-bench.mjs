@@ -12,19 +12,17 @@
 //
 // Start-up verifies every token once (a wrong setup fails here, not in a number), warms up,
 // then prints one line: {"ready": true, "node": ..., "jose": ..., "jwks_fetches": ...}.
-// After that it answers each stdin line with one JSON line:
+// After that it answers each stdin line with one JSON line (bench/child.mjs's serve()):
 //   JOSE ALG N     jwtVerify N times, cycling through ALG's tokens
 //   SUBTLE ALG N   crypto.subtle.verify alone: the WebCrypto call jose awaits
 //   SYNC ALG N     node:crypto.verify, synchronous, on the same keys and bytes
 //                  each -> {"us": wall µs per operation, "cpu_us": process CPU µs, all threads}
 //   INFO           -> {"node": ..., "jose": ..., "jwks_fetches": ...}
-//   QUIT           -> exit 0 (so does end of input)
-// A failure answers {"error": "..."}; the caller stops on it.
 import { createPublicKey, verify as verifySync, webcrypto } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { createInterface } from 'node:readline'
 import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose'
+import { serve, stopwatch } from './child.mjs'
 
 const WARMUP = 300 // verifies per algorithm before "ready": V8 has compiled the hot paths
 const JOSE_VERSION = JSON.parse(
@@ -131,17 +129,6 @@ const timers = {
   },
 }
 
-// The wall clock and the process's CPU clock (every thread: the WebCrypto work runs on
-// libuv's pool), started together; calling the result with n gives µs per operation.
-function stopwatch() {
-  const wall = process.hrtime.bigint()
-  const cpu = process.cpuUsage()
-  return (n) => {
-    const { user, system } = process.cpuUsage(cpu)
-    return { us: Number(process.hrtime.bigint() - wall) / 1000 / n, cpu_us: (user + system) / n }
-  }
-}
-
 function fail(alg) {
   throw new Error(`${alg}: a signature did not verify`)
 }
@@ -151,24 +138,4 @@ for (const alg of prepared.keys()) {
 }
 
 const info = () => ({ node: process.version, jose: JOSE_VERSION, jwks_fetches: jwksFetches })
-const answer = (data) => process.stdout.write(`${JSON.stringify(data)}\n`)
-answer({ ready: true, ...info() })
-
-for await (const line of createInterface({ input: process.stdin, terminal: false })) {
-  const [command, alg, count] = line.trim().split(/\s+/)
-  if (command === 'QUIT') break
-  try {
-    if (command === 'INFO') {
-      answer(info())
-      continue
-    }
-    const n = Number(count)
-    if (!Object.hasOwn(timers, command) || !Number.isInteger(n) || n <= 0) {
-      throw new Error(`bad command: ${line}`)
-    }
-    answer(await timers[command](alg, n))
-  } catch (error) {
-    answer({ error: String(error?.message ?? error) })
-  }
-}
-process.exit(0)
+await serve(timers, info)

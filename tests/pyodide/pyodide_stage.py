@@ -20,54 +20,41 @@ The file is not named test_*.py, so `make test-python` (CPython only) leaves it 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
-import os
 import queue
-import re
-import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pyjson5
 import pytest
 
 import authpi_worker.jwks
-from app import ROUTES
-from authpi_worker import Isolate, Request, dispatch
+from authpi_worker import Isolate
 from authpi_worker.keys import parse_jwks
 from scripts.local_worker import httpx_fetcher
+from tests.pyodide import host
+from tests.pyodide.host import (
+    PROJECT,
+    WORKER_DIR,
+    Outcome,
+    core_outcome,
+    locked_version,
+    outcome,
+    wrangler_config,
+)
 from tests.support.issuer import FakeIssuer
-from tests.support.logs import logged
 from tests.support.tokens import AUDIENCE, claims, header, sign
 
-PROJECT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).with_name("run.mjs")
-HOST_MODULES = ("workerd_host.py", "probes.py")  # the stage's own Python inside Pyodide
-HOST_DIR = "/stage"  # where run.mjs puts them: off the Worker's path
-WORKER_DIR = "/session/metadata"  # where workerd mounts the Worker's modules
-# What pywrangler vendors into python_modules/ beside the Worker, less cryptography (no
-# Pyodide build offline); the SDK because the compatibility_date selects the external SDK.
-VENDORED = ("workers-runtime-sdk", "pyjwt")
+PROBES = Path(__file__).with_name("probes.py")  # the stage's own Python inside Pyodide
 BOOT_TIMEOUT = 120  # seconds to load Pyodide and import the entry; about 3 s on a laptop
 REPLY_TIMEOUT = 30  # seconds for one request; the slowest (the timeout case) takes under 1 s
 ORIGIN = "https://authpi-worker.example"  # the Worker's own URL in the JS Requests
 SHORT_TIMEOUT = 0.2  # seconds: FETCH_TIMEOUT for the timeout case, on both sides
 SLOW_ISSUER = 0.6  # seconds the issuer then takes: well past SHORT_TIMEOUT
-# JSPI (WebAssembly stack switching), which workerd always has: on by default in newer Node,
-# behind one of these flags in Node 20 to 24.
-JSPI_FLAGS: tuple[list[str], ...] = (
-    [],
-    ["--experimental-wasm-jspi"],
-    ["--experimental-wasm-stack-switching"],
-)
 
 Env = dict[str, str | None]  # a Worker env; None is JS null
 Headers = tuple[tuple[str, str], ...]  # request header fields beyond accept and authorization
@@ -76,93 +63,15 @@ JSON = {"content-type": "application/json", "x-content-type-options": "nosniff"}
 METADATA = f'resource_metadata="{AUDIENCE}/.well-known/oauth-protected-resource"'
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a request got: everything the two runtimes must agree on."""
-
-    status: int
-    headers: dict[str, str]
-    body: str
-    events: list[dict[str, Any]]  # the authpi_worker log lines, parsed
-
-
-# --- What goes into Pyodide ------------------------------------------------------------------
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def locked_version(name: str, lock: Path = PROJECT / "requirements-dev.lock") -> str:
-    """The version requirements-dev.lock pins for a package."""
-    for line in lock.read_text().splitlines():
-        pinned, sep, version = line.partition("==")
-        if sep and _normalized(pinned.strip()) == _normalized(name):
-            return version.split()[0].rstrip("\\;")
-    raise AssertionError(f"{name} is not pinned in {lock.name}")
-
-
-def vendored_files(name: str) -> list[tuple[str, Path]]:
-    """(target, source) for a package's installed files, checked against the lock's version
-    and against the installer's RECORD hashes: exactly the pinned release, unedited."""
-    dist = metadata.distribution(name)
-    assert dist.version == locked_version(name), f"the venv's {name} is not the locked one"
-    files = []
-    for record in dist.files or []:
-        if "__pycache__" in record.parts or ".." in record.parts:
-            continue
-        source = Path(str(record.locate()))
-        if record.hash is not None:
-            digest = hashlib.new(record.hash.mode, source.read_bytes()).digest()
-            encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-            assert encoded == record.hash.value, f"{source} differs from its RECORD"
-        files.append((f"{WORKER_DIR}/python_modules/{record.as_posix()}", source))
-    return files
-
-
-def wrangler_config() -> dict[str, Any]:
-    config: dict[str, Any] = pyjson5.decode((PROJECT / "wrangler.jsonc").read_text())
-    return config
-
-
-def manifest() -> dict[str, Any]:
-    """What run.mjs mounts, and the Worker's compatibility settings, from wrangler.jsonc."""
-    config = wrangler_config()
-    main = PROJECT / config["main"]
-    worker = [
-        (f"{WORKER_DIR}/{path.relative_to(main.parent).as_posix()}", path)
-        for path in sorted(main.parent.rglob("*.py"))
-        if "__pycache__" not in path.parts
-    ]
-    host = [(f"{HOST_DIR}/{name}", Path(__file__).with_name(name)) for name in HOST_MODULES]
-    vendored = [pair for name in VENDORED for pair in vendored_files(name)]
-    return {
-        "files": [(target, str(source)) for target, source in worker + vendored + host],
-        "workerDir": WORKER_DIR,
-        "hostDir": HOST_DIR,
-        "mainModule": main.stem,
-        "compatibilityDate": config["compatibility_date"],
-        "compatibilityFlags": config.get("compatibility_flags", []),
-    }
-
-
 # --- Node ------------------------------------------------------------------------------------
 
 
 def node_command() -> list[str]:
-    """node (or $NODE, e.g. the Makefile's Node 24), with JSPI on."""
-    node = shutil.which(os.environ.get("NODE", "node"))
-    if node is None:
-        pytest.fail("node is not installed: the Pyodide stage needs Node (`make install`)")
-    if not (PROJECT / "node_modules" / "pyodide" / "package.json").exists():
-        pytest.fail("node_modules/pyodide is missing: run `npm ci` (`make install` does)")
-    check = "process.exit('Suspending' in WebAssembly || 'Suspender' in WebAssembly ? 0 : 1)"
-    for flags in JSPI_FLAGS:
-        argv = [node, *flags, "-e", check]
-        probe = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603 - a fixed argv
-        if probe.returncode == 0:
-            return [node, *flags]
-    pytest.fail(f"{node} has no JSPI (WebAssembly stack switching), which workerd always has")
+    """The Node to run run.mjs with (host.node_command), or the test fails saying why."""
+    try:
+        return host.node_command()
+    except host.NoNode as missing:
+        pytest.fail(str(missing))
 
 
 class Stage:
@@ -228,14 +137,7 @@ class Stage:
         reply = self.command(
             "fetch", url=ORIGIN + path, method=method, headers=[list(h) for h in sent], env=env
         )
-        response = reply["result"]
-        assert response["isResponse"], f"fetch returned {response['type']}, not a JS Response"
-        return Outcome(
-            response["status"],
-            dict(response["headers"]),
-            response["body"],
-            _events(reply["output"]),
-        )
+        return outcome(reply["result"], reply["output"])
 
     def probe(self, name: str, *args: Any) -> Any:
         """Call a function of tests/pyodide/probes.py inside Pyodide; its JSON answer."""
@@ -251,15 +153,6 @@ class Stage:
         self._process.stdin.close()
         code = self._process.wait(timeout=REPLY_TIMEOUT)
         assert code == 0, f"run.mjs exited with {code}:\n{self._stderr.read_text()}"
-
-
-def _events(lines: list[str]) -> list[dict[str, Any]]:
-    """The authpi_worker log lines among Python's output (the rest: warnings, if any)."""
-    events = []
-    for line in lines:
-        if line.startswith('{"event":'):
-            events.append(json.loads(line))
-    return events
 
 
 # --- The CPython side ------------------------------------------------------------------------
@@ -283,22 +176,10 @@ def cpython(
     headers: Headers = (),
 ) -> Outcome:
     """What the core answers under CPython to the same request, through the same steps as
-    src/entry.py: a module-level Isolate, the env's variables, dispatch(). Repeated header
-    fields are joined with ", ", as the Fetch standard's Headers.get joins them."""
-    joined: dict[str, str] = {}
-    for name, value in request_headers(authorization, headers):
-        joined[name] = f"{joined[name]}, {value}" if name in joined else value
-    request = Request(
-        method,
-        ORIGIN + path,
-        authorization=joined.get("authorization"),
-        dpop=joined.get("dpop"),
-        origin=joined.get("origin"),
-        access_control_request_method=joined.get("access-control-request-method"),
-    )
-    with logged() as events:
-        reply = asyncio.run(dispatch(ROUTES, request, isolate, env.get))
-    return Outcome(reply.status, reply.headers, reply.body, events)
+    src/entry.py: a module-level Isolate, the env's variables, dispatch(), with the request
+    read as the entry reads it (repeated header fields joined, as Headers.get joins them)."""
+    request = host.request(method, ORIGIN + path, request_headers(authorization, headers))
+    return asyncio.run(core_outcome(request, isolate, env.get))
 
 
 def fresh_isolate(now: float | None = None) -> Isolate:
@@ -328,7 +209,7 @@ def same_in_both(
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     manifest_file = tmp_path_factory.mktemp("pyodide") / "manifest.json"
-    manifest_file.write_text(json.dumps(manifest()))
+    manifest_file.write_text(json.dumps(host.manifest([PROBES])))
     running = Stage(manifest_file)
     yield running
     running.close()
