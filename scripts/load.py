@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import logging
 import os
 import queue
 import random
@@ -44,6 +43,7 @@ from urllib.parse import urlsplit
 from authpi_worker.jwks import COOLDOWN, JWKS_MAX_AGE
 from tests.support.issuer import FakeIssuer, running
 from tests.support.keys import make_key
+from tests.support.logs import logged
 from tests.support.tokens import (
     AUDIENCE,
     claims,
@@ -390,18 +390,15 @@ def serve(issuer: FakeIssuer, in_process: bool) -> Iterator[tuple[str, Callable[
     worker = LocalWorker({ISSUER_VAR: issuer.url, AUDIENCE_VAR: issuer.audience})
     server = make_server(worker, 0, LOOPBACK)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    quiet = logging.NullHandler()  # the Worker's JSON log lines: one per refusal
-    logger = logging.getLogger("authpi_worker")
-    logger.addHandler(quiet)
     try:
-        # make_server prints one line per request: not thousands of them on the terminal.
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        # make_server prints one line per request, and the Worker logs one per refusal: not
+        # thousands of them on the terminal.
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), logged():
             yield f"http://{LOOPBACK}:{server.server_address[1]}", lambda: ""
     finally:
         server.shutdown()
         server.server_close()
         worker.loop.call_soon_threadsafe(worker.loop.stop)
-        logger.removeHandler(quiet)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

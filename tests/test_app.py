@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
 from tests.conftest import Call, body
 from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 from tests.support.tokens import edit_signature, payload_of, with_payload
 
 
@@ -114,27 +114,23 @@ async def test_misconfigured_env_is_500_on_protected_routes_only(
     call: Call,
     env: dict[str, object],
     issuer: FakeIssuer,
-    caplog: pytest.LogCaptureFixture,
     path: str,
 ) -> None:
     del env["AUTHPI_ISSUER_URL"]
     assert (await call("/")).status == 200
-    with caplog.at_level(logging.WARNING, "authpi_worker"):
+    with logged() as events:
         reply = await call(path, issuer.mint())
     assert (reply.status, reply.body) == (500, '{"error":"server_misconfigured"}')
-    assert '"detail":"AUTHPI_ISSUER_URL"' in caplog.text
+    assert [event["detail"] for event in events] == ["AUTHPI_ISSUER_URL"]
 
 
-async def test_rejections_log_one_json_line_with_reason_kid_and_path_never_the_token(
-    call: Call, issuer: FakeIssuer, caplog: pytest.LogCaptureFixture
+async def test_rejections_log_one_json_line_on_stderr_with_reason_kid_and_path_never_the_token(
+    call: Call, issuer: FakeIssuer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     token = issuer.mint(exp=1)
-    with caplog.at_level(logging.WARNING, "authpi_worker"):
-        await call("/me", token)
-    lines = [
-        json.loads(r.getMessage()) for r in caplog.records if "request_rejected" in r.getMessage()
-    ]
-    assert lines == [
+    await call("/me", token)
+    err = capsys.readouterr().err
+    assert [json.loads(line) for line in err.splitlines()] == [
         {
             "event": "request_rejected",
             "status": 401,
@@ -143,5 +139,5 @@ async def test_rejections_log_one_json_line_with_reason_kid_and_path_never_the_t
             "kid": issuer.signer.kid,
         }
     ]
-    assert token not in caplog.text
-    assert token.split(".")[2] not in caplog.text
+    assert token not in err
+    assert token.split(".")[2] not in err

@@ -11,7 +11,6 @@ fetch timeout itself, shortened to 0.3 s.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -24,6 +23,7 @@ from authpi_worker.responses import Reply
 from tests.conftest import Call, Clock, body
 from tests.support.issuer import FakeIssuer, Faults
 from tests.support.keys import SigningKey
+from tests.support.logs import logged
 from tests.support.tokens import edit_signature
 
 FAST_TIMEOUT = 0.3  # seconds: the fetch timeout during these tests
@@ -61,15 +61,14 @@ def fault(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
 
 
 @pytest.fixture
-def failures(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[str]]]:
+def failures() -> Iterator[Callable[[], list[str]]]:
     """The details of the jwks_fetch_failed lines logged so far."""
-    caplog.set_level(logging.WARNING, logger="authpi_worker")
+    with logged() as events:
 
-    def details() -> list[str]:
-        events = [json.loads(record.getMessage()) for record in caplog.records]
-        return [e["detail"] for e in events if e["event"] == "jwks_fetch_failed"]
+        def details() -> list[str]:
+            return [e["detail"] for e in events if e["event"] == "jwks_fetch_failed"]
 
-    yield details
+        yield details
 
 
 def break_issuer(issuer: FakeIssuer, fault: str) -> None:

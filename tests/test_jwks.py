@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import pytest
 
@@ -25,6 +24,7 @@ from scripts.local_worker import httpx_fetcher
 from tests.conftest import Call, Clock
 from tests.support.issuer import FakeIssuer
 from tests.support.keys import SigningKey, make_key
+from tests.support.logs import logged
 
 
 class Recorder:
@@ -170,10 +170,10 @@ def test_the_time_an_edge_cache_held_the_set_counts_against_its_max_age(
 
 
 async def test_no_keys_and_issuer_down_is_503_with_retry_after_then_recovers(
-    call: Call, issuer: FakeIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+    call: Call, issuer: FakeIssuer, clock: Clock
 ) -> None:
     issuer.faults.status = 500
-    with caplog.at_level(logging.WARNING, "authpi_worker"):
+    with logged() as events:
         first = await call("/me", issuer.mint())
         again = [await call("/me", issuer.mint()) for _ in range(5)]
     assert (first.status, first.body) == (503, '{"error":"temporarily_unavailable"}')
@@ -181,7 +181,7 @@ async def test_no_keys_and_issuer_down_is_503_with_retry_after_then_recovers(
     assert "www-authenticate" not in first.headers
     assert {r.status for r in again} == {503}
     assert issuer.jwks_hits == 1  # attempts are spaced: not one per request
-    assert caplog.text.count("jwks_fetch_failed") == 1
+    assert [e["event"] for e in events].count("jwks_fetch_failed") == 1
     issuer.faults.status = 200
     clock.advance(RETRY_AFTER)
     assert (await call("/me", issuer.mint())).status == 200

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authpi_worker.config import (
-    CORS_VAR,
     VARS,
     Lookup,
     Settings,
@@ -45,16 +44,18 @@ from authpi_worker.tokens import (
 from authpi_worker.tokens import claims as claims_of
 
 Claims = Mapping[str, Any]
+# Challenges kept per resource: one, or one per hostname the Worker answers at (workers.dev and
+# custom domains); beyond this many, a Host header varied at will builds each one afresh.
+MAX_CHALLENGES = 16
 # Which Authorization schemes each AUTHPI_DPOP mode accepts (RFC 6750, RFC 9449 §7).
 SCHEMES: dict[str, tuple[Scheme, ...]] = {
     "allowed": ("Bearer", "DPoP"),
     "required": ("DPoP",),
     "disabled": ("Bearer",),
 }
-_SETTINGS_VARS = tuple(name for name in VARS if name != CORS_VAR)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per request, and a frozen init costs more
 class Caller:
     """Who is calling: the token's verified claims, and the scheme it came under."""
 
@@ -80,6 +81,7 @@ class Verifier:
         self.keys = KeyCache(settings.jwks_url, fetch, clock)
         self.tokens = TokenCache()
         self.proofs = ProofChecker(clock)
+        self._challenges: dict[str | None, Challenge] = {}
         self._clock = clock
 
     async def authenticate(
@@ -110,9 +112,15 @@ class Verifier:
         return Caller(claims, scheme)
 
     def challenge(self, url: str) -> Challenge:
-        """The schemes we accept and where our metadata is, for a 401 or 403 to this URL."""
+        """The schemes we accept and where our metadata is, for a 401 or 403 to this URL:
+        made once per resource (the configured one, or each origin the Worker is called at)."""
         resource = resource_of(self.settings, url)
-        return Challenge(self.schemes, metadata_url(resource) if resource else None)
+        challenge = self._challenges.get(resource)
+        if challenge is None:
+            challenge = Challenge(self.schemes, metadata_url(resource) if resource else None)
+            if len(self._challenges) < MAX_CHALLENGES:
+                self._challenges[resource] = challenge
+        return challenge
 
     async def _claims(self, token: str) -> Claims:
         """The token's verified claims: from the verified-token cache while the key set is
@@ -147,9 +155,19 @@ class Verifier:
         return claims
 
 
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What one set of variables makes of the Worker: its Verifier and its CORS policy, or
+    for each, why the variables do not allow it (CORS then stays off)."""
+
+    verifier: Verifier | ServerMisconfigured  # or why the variables allow none
+    cors: Cors
+    cors_misconfigured: ServerMisconfigured | None  # why CORS is off though configured
+
+
 class Isolate:
-    """What one Workers isolate keeps between requests: a Verifier (and the CORS policy) for
-    the current variables.
+    """What one Workers isolate keeps between requests: the Site (Verifier and CORS policy)
+    of the current variables.
 
     Built empty at import (no I/O, no randomness, no JS objects: the deploy snapshot);
     the Verifier and its caches are made inside the first request that needs them."""
@@ -158,26 +176,35 @@ class Isolate:
         self._fetch = fetch
         self._clock = clock
         self._vars: tuple[object, ...] | None = None
-        self._verifier: Verifier | None = None
-        self._cors_var: object = None
-        self._cors: Cors | None = None
+        self._site: Site | None = None
+
+    def site(self, var: Lookup) -> Site:
+        """The Site for these variables, made again only when one of them changes (in
+        production never: a deploy starts new isolates)."""
+        current = tuple(map(var, VARS))
+        site = self._site
+        if site is None or current != self._vars:
+            site = self._site = self._load(var)
+            self._vars = current
+        return site
 
     def verifier(self, var: Lookup) -> Verifier:
         """The Verifier for these variables; raises ServerMisconfigured if they are unusable."""
-        current = tuple(var(name) for name in _SETTINGS_VARS)
-        if self._verifier is None or current != self._vars:
-            settings = load_settings(var)
-            self._verifier = Verifier(settings, self._fetch, self._clock)
-            self._vars = current
-        return self._verifier
+        verifier = self.site(var).verifier
+        if isinstance(verifier, ServerMisconfigured):
+            raise verifier
+        return verifier
 
-    def cors(self, var: Lookup) -> Cors:
-        """The CORS policy for CORS_ALLOWED_ORIGINS; raises ServerMisconfigured if malformed."""
-        value = var(CORS_VAR)
-        if self._cors is None or value != self._cors_var:
-            self._cors = Cors(load_cors_origins(var))
-            self._cors_var = value
-        return self._cors
+    def _load(self, var: Lookup) -> Site:
+        verifier: Verifier | ServerMisconfigured
+        try:
+            verifier = Verifier(load_settings(var), self._fetch, self._clock)
+        except ServerMisconfigured as problem:
+            verifier = problem
+        try:
+            return Site(verifier, Cors(load_cors_origins(var)), None)
+        except ServerMisconfigured as problem:
+            return Site(verifier, Cors(frozenset()), problem)
 
     async def authenticate(
         self,
@@ -201,10 +228,10 @@ class Isolate:
                 caller.require(scope)
             return caller.claims
         except Denied as denied:
-            return rejected(denied, verifier, url)
+            return rejected(denied, verifier, url, urlsplit(url).path)
 
 
-def rejected(denied: Denied, verifier: Verifier | None, url: str) -> Reply:
+def rejected(denied: Denied, verifier: Verifier | None, url: str, path: str) -> Reply:
     """The refusal for denied, logged as one JSON line with its reason (never the token)."""
     challenge = verifier.challenge(url) if verifier is not None else Challenge()
     reply = refusal(denied, challenge)
@@ -212,7 +239,7 @@ def rejected(denied: Denied, verifier: Verifier | None, url: str) -> Reply:
         "request_rejected",
         status=reply.status,
         reason=denied.reason,
-        path=urlsplit(url).path,
+        path=path,
         kid=denied.kid,
         detail=denied.variable if isinstance(denied, ServerMisconfigured) else None,
     )

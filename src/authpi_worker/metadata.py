@@ -22,9 +22,12 @@ def resource_of(settings: Settings, url: str) -> str | None:
     URL, else the origin of this request (None only if that is not a plain origin)."""
     if settings.resource is not None:
         return settings.resource
-    parts = urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    return origin if _ORIGIN.fullmatch(origin) else None
+    origin = _ORIGIN.match(url)
+    return (
+        origin.group()
+        if origin and url[origin.end() : origin.end() + 1] in ("", "/", "?", "#")
+        else None
+    )
 
 
 def metadata_url(resource: str) -> str:

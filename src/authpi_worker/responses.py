@@ -44,6 +44,12 @@ class Challenge:
 
     schemes: tuple[Scheme, ...] = ("Bearer",)
     resource_metadata: str | None = None
+    # The challenge of a request without credentials, the same for every such request.
+    offered: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        offered = ", ".join(self.header(scheme) for scheme in self.schemes)
+        object.__setattr__(self, "offered", offered)
 
     def header(self, scheme: Scheme, *, algs: bool = True, **params: str) -> str:
         """One challenge: `scheme param="value", …`. Values are our own fixed strings or URLs
@@ -59,14 +65,14 @@ class Challenge:
 
 
 def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, _ENCODER.encode(data), {**JSON_HEADERS, **(headers or {})})
+    body = _ENCODER.encode(data)
+    return Reply(status, body, {**JSON_HEADERS, **headers} if headers else JSON_HEADERS.copy())
 
 
 def refusal(denied: Denied, challenge: Challenge = Challenge()) -> Reply:
     """The status, body and headers for each kind of refusal."""
     if isinstance(denied, MissingToken):
-        offered = ", ".join(challenge.header(scheme) for scheme in challenge.schemes)
-        return json_reply({"error": "unauthorized"}, 401, {"www-authenticate": offered})
+        return json_reply({"error": "unauthorized"}, 401, {"www-authenticate": challenge.offered})
     if isinstance(denied, InvalidToken | InvalidDpopProof):
         error = "invalid_token" if isinstance(denied, InvalidToken) else "invalid_dpop_proof"
         scheme: Scheme = "DPoP" if isinstance(denied, InvalidDpopProof) else denied.scheme

@@ -7,14 +7,12 @@ methods and the RFC 9728 metadata's `scopes_supported` all come from the table.
 
 from __future__ import annotations
 
-import inspect
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
-from authpi_worker.auth import Claims, Isolate, Verifier, rejected
+from authpi_worker.auth import Claims, Isolate, Site, rejected
 from authpi_worker.config import Lookup
-from authpi_worker.cors import Cors
 from authpi_worker.errors import Denied, ServerMisconfigured
 from authpi_worker.logs import log_event
 from authpi_worker.metadata import (
@@ -29,7 +27,9 @@ from authpi_worker.responses import Reply, json_reply
 # An answer that depends on the Authorization header must not be stored by a shared cache.
 NO_STORE = {"cache-control": "no-store"}
 METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
+WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
 READ_METHODS = ("GET", "HEAD")  # what the public routes and the metadata answer
+_PATH = re.compile(r"[^:/?#]+://[^/?#]*([^?#]*)")  # RFC 3986 §3: scheme://authority path
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +42,12 @@ class Request:
     dpop: str | None = None
     origin: str | None = None
     access_control_request_method: str | None = None
-    path: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", urlsplit(self.url).path or "/")
+    @property
+    def path(self) -> str:
+        """The URL's path (the runtime's URL is parsed and serialized already)."""
+        match = _PATH.match(self.url)
+        return (match.group(1) if match else "") or "/"
 
     @property
     def preflight(self) -> bool:
@@ -83,6 +85,10 @@ class Routes:
             if taken & set(route.methods):
                 raise ValueError(f"{route.path}: a method is declared twice")
             self._by_path[route.path] = (*self._by_path.get(route.path, ()), route)
+        # Paths that take no token whatever the method: a wrong method there is a plain 405.
+        self.public = frozenset(
+            path for path, found in self._by_path.items() if all(r.public for r in found)
+        )
         # The scopes our routes check: RFC 9728's scopes_supported.
         self.scopes = tuple(sorted({r.scope for r in routes if r.scope is not None}))
         # What a CORS preflight may ask for, over all routes (per path would reveal routes).
@@ -98,80 +104,69 @@ class Routes:
 
 async def dispatch(routes: Routes, request: Request, isolate: Isolate, var: Lookup) -> Reply:
     """One request, to a Reply. Never raises."""
-    cors_error: ServerMisconfigured | None = None
+    path = request.path
     try:
-        cors = isolate.cors(var)
-    except ServerMisconfigured as error:  # `/` still answers, without CORS; the rest say 500
-        cors, cors_error = Cors(frozenset()), error
-    try:
-        if request.preflight and cors_error is not None:
-            reply = rejected(cors_error, None, request.url)
-        elif request.preflight and request.origin is not None and cors.enabled:
-            return cors.preflight(request.origin, routes.methods)  # before any authentication
-        else:
-            reply = await _answer(routes, request, isolate, var, cors_error)
+        site = isolate.site(var)
     except Exception as error:  # a bug: answer JSON, log its type, never the token
-        log_event("internal_error", path=request.path, error=type(error).__name__)
-        reply = json_reply({"error": "internal_error"}, 500)
+        return _internal_error(path, error)
+    cors = site.cors
+    try:
+        if request.method == "OPTIONS" and request.preflight:
+            if site.cors_misconfigured is not None:
+                return rejected(site.cors_misconfigured, None, request.url, path)
+            if request.origin is not None and cors.origins:
+                return cors.preflight(request.origin, routes.methods)  # before any authentication
+        reply = await _answer(routes, request, path, site)
+    except Exception as error:
+        reply = _internal_error(path, error)
     if request.method == "HEAD":
-        reply = replace(reply, body="")  # the GET status and headers, no body
-    return cors.apply(reply, request.origin)
+        reply = Reply(reply.status, "", reply.headers)  # the GET status and headers, no body
+    return cors.apply(reply, request.origin) if cors.origins else reply
 
 
-async def _answer(
-    routes: Routes,
-    request: Request,
-    isolate: Isolate,
-    var: Lookup,
-    cors_error: ServerMisconfigured | None,
-) -> Reply:
-    found = routes.at(request.path)
+async def _answer(routes: Routes, request: Request, path: str, site: Site) -> Reply:
+    found = routes.at(path)
     route = _method(found, request.method)
     if route is not None and route.public:
         return await _call(route, request, {})
-    if found and all(other.public for other in found):
-        return _not_allowed(routes.allow(request.path))
-    if request.path == WELL_KNOWN or request.path.startswith(WELL_KNOWN + "/"):
-        metadata = _metadata(routes, request, isolate, var, cors_error)
+    if path in routes.public:
+        return _not_allowed(routes.allow(path))
+    if path == WELL_KNOWN or path.startswith(WELL_KNOWN_PREFIX):
+        metadata = _metadata(routes, request, path, site)
         if metadata is not None:
             return metadata
     # Everything else needs a valid token first: an anonymous caller learns nothing of routes.
-    verifier: Verifier | None = None
+    verifier = None
     try:
-        if cors_error is not None:
-            raise cors_error
-        verifier = isolate.verifier(var)
+        if site.cors_misconfigured is not None:
+            raise site.cors_misconfigured
+        if isinstance(site.verifier, ServerMisconfigured):
+            raise site.verifier
+        verifier = site.verifier
         caller = await verifier.authenticate(
             request.authorization, method=request.method, url=request.url, dpop=request.dpop
         )
         if not found:
             reply = json_reply({"error": "not_found"}, 404)
         elif route is None:
-            reply = _not_allowed(routes.allow(request.path))
+            reply = _not_allowed(routes.allow(path))
         else:
             if route.scope is not None:
                 caller.require(route.scope)
             reply = await _call(route, request, caller.claims)
     except Denied as denied:
-        reply = rejected(denied, verifier, request.url)
-    return replace(reply, headers={**reply.headers, **NO_STORE})
+        reply = rejected(denied, verifier, request.url, path)
+    return Reply(reply.status, reply.body, {**reply.headers, **NO_STORE})
 
 
-def _metadata(
-    routes: Routes,
-    request: Request,
-    isolate: Isolate,
-    var: Lookup,
-    cors_error: ServerMisconfigured | None,
-) -> Reply | None:
+def _metadata(routes: Routes, request: Request, path: str, site: Site) -> Reply | None:
     """The RFC 9728 document, if this is one of its paths; None for any other path."""
-    try:
-        if cors_error is not None:
-            raise cors_error
-        settings = isolate.verifier(var).settings
-    except ServerMisconfigured as denied:
-        return rejected(denied, None, request.url)
-    if request.path not in metadata_paths(settings):
+    if site.cors_misconfigured is not None:
+        return rejected(site.cors_misconfigured, None, request.url, path)
+    if isinstance(site.verifier, ServerMisconfigured):
+        return rejected(site.verifier, None, request.url, path)
+    settings = site.verifier.settings
+    if path not in metadata_paths(settings):
         return None
     if request.method not in READ_METHODS:
         return _not_allowed(", ".join(READ_METHODS))
@@ -181,8 +176,17 @@ def _metadata(
     return json_reply(document(settings, resource, routes.scopes), 200, METADATA_CACHE)
 
 
+def _internal_error(path: str, error: Exception) -> Reply:
+    """A bug: answer JSON, log its type, never the token."""
+    log_event("internal_error", path=path, error=type(error).__name__)
+    return json_reply({"error": "internal_error"}, 500)
+
+
 def _method(found: tuple[Route, ...], method: str) -> Route | None:
-    return next((route for route in found if method in route.methods), None)
+    for route in found:
+        if method in route.methods:
+            return route
+    return None
 
 
 def _not_allowed(allow: str) -> Reply:
@@ -191,4 +195,4 @@ def _not_allowed(allow: str) -> Reply:
 
 async def _call(route: Route, request: Request, claims: Claims) -> Reply:
     result = route.handler(request, claims)
-    return await result if inspect.isawaitable(result) else result
+    return result if isinstance(result, Reply) else await result  # a sync or async handler
