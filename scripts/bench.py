@@ -528,7 +528,7 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
             )
             tokens = cases["ES256"].mint(1 + bench_pyodide.FRESH_TOKENS)
             pyodide = PyodideBench(node_argv, ISSUER, tokens, Path(scratch))
-            await pyodide.check(isolate)
+            await pyodide.check(Isolate(MemoryIssuer(jwks_document(cases))))  # its own vars
             print(f"pyodide {pyodide.ready['pyodide']} ready", file=sys.stderr)
             samples = await run_rounds(cases, isolate, jose, pyodide, rounds, batch)
             node_info, pyodide_info = jose.ask("INFO"), pyodide.info()

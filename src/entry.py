@@ -73,7 +73,20 @@ def _text(value: Any) -> str | None:
 
 
 def _response(reply: Reply) -> Any:
-    """The JS Response, built directly: the SDK's Response converts more than a Reply needs."""
-    options = {"status": reply.status, "headers": reply.headers}
-    init = to_js(options, dict_converter=js.Object.fromEntries)
+    """The JS Response, built directly: the SDK's Response converts more than a Reply needs.
+    Its init (status and headers) is converted once and kept: most answers repeat one."""
+    key = (reply.status, *reply.headers.items())
+    init = _INITS.get(key)
+    if init is None:
+        init = to_js(
+            {"status": reply.status, "headers": reply.headers}, dict_converter=js.Object.fromEntries
+        )
+        if len(_INITS) < MAX_INITS:
+            _INITS[key] = init
     return js.Response.new(reply.body or None, init)
+
+
+# JS ResponseInit objects by status and headers, made inside requests (never at import: the
+# deploy snapshot) and shared by later ones; plain objects, no I/O. A few dozen shapes exist.
+MAX_INITS = 64
+_INITS: dict[tuple[object, ...], Any] = {}

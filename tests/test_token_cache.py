@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from authpi_worker import tokens
+from authpi_worker.errors import InvalidToken
 from authpi_worker.auth import Verifier
 from authpi_worker.token_cache import TOKEN_CACHE_SIZE, TokenCache
 from tests.conftest import Call, Clock
@@ -77,32 +80,73 @@ async def test_insufficient_scope_is_decided_on_cached_claims_too(
     assert (await call("/reports", token)).status == 403
 
 
+NOW = 1_800_000_000.0
+WINDOW = (NOW - 10, NOW + 10)
+
+
 def test_the_cache_is_a_bounded_lru() -> None:
     cache = TokenCache(size=3)
     for name in "abc":
-        cache.put(TokenCache.key(name), {"sub": name})
-    assert cache.get(TokenCache.key("a")) is not None  # a is now the most recent
-    cache.put(TokenCache.key("d"), {"sub": "d"})
+        cache.put(name, {"sub": name}, *WINDOW)
+    assert cache.get("a", NOW) is not None  # a is now the most recent
+    cache.put("d", {"sub": "d"}, *WINDOW)
     assert len(cache) == 3
-    assert cache.get(TokenCache.key("b")) is None  # the least recently used went
-    assert cache.get(TokenCache.key("a")) == {"sub": "a"}
+    assert cache.get("b", NOW) is None  # the least recently used went
+    assert cache.get("a", NOW) == {"sub": "a"}
 
 
 def test_the_default_bound_holds_under_many_tokens() -> None:
     cache = TokenCache()
     for n in range(TOKEN_CACHE_SIZE * 2):
-        cache.put(TokenCache.key(str(n)), {"sub": str(n)})
+        cache.put(str(n), {"sub": str(n)}, *WINDOW)
     assert len(cache) == TOKEN_CACHE_SIZE
 
 
-def test_the_key_is_a_hash_of_the_whole_token() -> None:
-    assert TokenCache.key("a.b.c") != TokenCache.key("a.b.d")
-    assert len(TokenCache.key("x" * 5000)) == 32
+def test_the_key_is_the_whole_token() -> None:
+    """Not a part a forger could pair with other claims: one character anywhere misses."""
+    cache = TokenCache()
+    cache.put("head.payload.signature", {"sub": "a"}, *WINDOW)
+    for other in ("head.payloaX.signature", "heaX.payload.signature", "head.payload.signaturX"):
+        assert cache.get(other, NOW) is None
+    assert cache.get("head.payload.signature", NOW) == {"sub": "a"}
+
+
+@pytest.mark.parametrize(
+    ("now", "hit"), [(NOW - 10, True), (NOW + 9.99, True), (NOW + 10, False), (NOW - 10.01, False)]
+)
+def test_a_hit_only_inside_the_window_and_a_miss_drops_the_entry(now: float, hit: bool) -> None:
+    cache = TokenCache()
+    cache.put("t", {"sub": "a"}, *WINDOW)
+    assert (cache.get("t", now) is not None) is hit
+    assert len(cache) == (1 if hit else 0)
+
+
+@pytest.mark.parametrize(
+    ("claims", "window"),
+    [
+        ({"exp": NOW + 60}, (-math.inf, NOW + 65)),
+        ({"exp": NOW + 60, "iat": NOW - 5}, (NOW - 10, NOW + 65)),
+        ({"exp": NOW + 60, "iat": NOW - 5, "nbf": NOW + 1}, (NOW - 4, NOW + 65)),
+        ({"exp": NOW + 60, "nbf": 0}, (-5, NOW + 65)),
+    ],
+)
+def test_the_window_is_where_the_time_rules_pass(
+    claims: dict[str, float], window: tuple[float, float]
+) -> None:
+    assert tokens.lifetime(claims, 5) == window
+    start, end = window
+    for now in (start, end - 0.01):  # inside: the rules pass
+        if math.isfinite(now):
+            tokens.check_times(claims, 5, now)
+    for now in (start - 0.01, end):  # outside: they refuse
+        if math.isfinite(now):
+            with pytest.raises(InvalidToken):
+                tokens.check_times(claims, 5, now)
 
 
 def test_a_key_set_change_flushes_everything() -> None:
     cache = TokenCache()
-    cache.put(TokenCache.key("a"), {"sub": "a"})
+    cache.put("a", {"sub": "a"}, *WINDOW)
     cache.sync(0)
     assert len(cache) == 1
     cache.sync(1)

@@ -34,10 +34,10 @@ from authpi_worker.token_cache import TokenCache
 from authpi_worker.tokens import (
     Parsed,
     check_claims,
-    check_times,
     confirmation,
     credentials,
     has_scope,
+    lifetime,
     parse,
     verify_signature,
 )
@@ -124,17 +124,11 @@ class Verifier:
 
     async def _claims(self, token: str) -> Claims:
         """The token's verified claims: from the verified-token cache while the key set is
-        fresh (exp and nbf still checked), else verified in full and cached."""
+        fresh and the token inside its lifetime, else verified in full and cached."""
         now = self._clock()
-        cache_key = TokenCache.key(token)
         if self.keys.fresh(now):
-            cached = self.tokens.get(cache_key)
+            cached = self.tokens.get(token, now)
             if cached is not None:
-                try:
-                    check_times(cached, self.settings.clock_tolerance, now)
-                except InvalidToken:
-                    self.tokens.drop(cache_key)
-                    raise
                 return cached
         parsed = parse(token)
         try:
@@ -144,7 +138,7 @@ class Verifier:
             raise
         finally:
             self.tokens.sync(self.keys.version)  # a refresh may have changed the keys
-        self.tokens.put(cache_key, claims)
+        self.tokens.put(token, claims, *lifetime(claims, self.settings.clock_tolerance))
         return claims
 
     async def _verify(self, parsed: Parsed) -> Claims:

@@ -3,28 +3,28 @@ signature check once. Only successes are kept, and never past the token's own ex
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-TOKEN_CACHE_SIZE = 1024  # entries per isolate: a few MiB of claims even for 8 KiB tokens
+# Entries per isolate. Keyed by the whole token (an exact match, never a part of it that a
+# forger could pair with other claims): at most 8 MiB of tokens, plus their claims.
+TOKEN_CACHE_SIZE = 1024
+
+Entry = tuple[Mapping[str, Any], float, float]  # claims, valid from, valid until
 
 
 class TokenCache:
-    """A bounded LRU from sha256(token) to its verified claims, for one key-set version."""
+    """A bounded LRU from a token to its verified claims, for one key-set version. Each entry
+    keeps the window its nbf/iat and exp allow, so a hit costs two comparisons."""
 
     def __init__(self, size: int = TOKEN_CACHE_SIZE) -> None:
         self.size = size
         self.version = 0
-        self._entries: OrderedDict[bytes, Mapping[str, Any]] = OrderedDict()
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    @staticmethod
-    def key(token: str) -> bytes:
-        return hashlib.sha256(token.encode()).digest()
 
     def sync(self, version: int) -> None:
         """The key set changed: forget every token it vouched for (a removed key must stop
@@ -33,17 +33,23 @@ class TokenCache:
             self._entries.clear()
             self.version = version
 
-    def get(self, key: bytes) -> Mapping[str, Any] | None:
-        claims = self._entries.get(key)
-        if claims is not None:
-            self._entries.move_to_end(key)
+    def get(self, token: str, now: float) -> Mapping[str, Any] | None:
+        """The claims of a token verified before, if it is still inside its window. One that
+        is not is dropped: the full check then says why (expired, not yet valid)."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        claims, valid_from, valid_until = entry
+        if not valid_from <= now < valid_until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
         return claims
 
-    def put(self, key: bytes, claims: Mapping[str, Any]) -> None:
-        self._entries[key] = claims
-        self._entries.move_to_end(key)
+    def put(
+        self, token: str, claims: Mapping[str, Any], valid_from: float, valid_until: float
+    ) -> None:
+        self._entries[token] = (claims, valid_from, valid_until)
+        self._entries.move_to_end(token)
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)
-
-    def drop(self, key: bytes) -> None:
-        self._entries.pop(key, None)

@@ -170,6 +170,14 @@ def check_times(claims: Mapping[str, Any], tolerance: int, now: float) -> None:
         raise InvalidToken("issued_in_future", "token issued in the future")
 
 
+def lifetime(claims: Mapping[str, Any], tolerance: int) -> tuple[float, float]:
+    """When check_times would pass for these (checked) claims: from nbf and iat, until exp."""
+    starts = [t for t in (numeric(claims, "nbf"), numeric(claims, "iat")) if t is not None]
+    exp = numeric(claims, "exp")
+    assert exp is not None  # check_times requires it
+    return max(starts, default=-math.inf) - tolerance, exp + tolerance
+
+
 def confirmation(claims: Mapping[str, Any]) -> str | None:
     """The key thumbprint a token is bound to (RFC 9449 §6.1 `cnf.jkt`), or None when unbound.
     A binding we cannot check (e.g. mTLS `x5t#S256`, RFC 8705) must not become a bearer token."""
