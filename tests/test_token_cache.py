@@ -7,8 +7,8 @@ import math
 import pytest
 
 from authpi_worker import tokens
-from authpi_worker.errors import InvalidToken
 from authpi_worker.auth import Verifier
+from authpi_worker.errors import InvalidToken
 from authpi_worker.token_cache import TOKEN_CACHE_SIZE, TokenCache
 from tests.conftest import Call, Clock
 from tests.support.issuer import FakeIssuer
