@@ -45,11 +45,15 @@ from tests.pyodide.host import (
     outcome,
     wrangler_config,
 )
+from tests.support.dpop import jkt, proof, proof_header
 from tests.support.issuer import FakeIssuer
+from tests.support.keys import SigningKey, make_key
 from tests.support.tokens import AUDIENCE, claims, header, sign
 
 HARNESS = Path(__file__).with_name("run.mjs")
 PROBES = Path(__file__).with_name("probes.py")  # the stage's own Python inside Pyodide
+# The bench's priming of the caches without cryptography, which the DPoP cases reuse.
+BENCH_PROBES = Path(__file__).with_name("bench_probes.py")
 BOOT_TIMEOUT = 120  # seconds to load Pyodide and import the entry; about 3 s on a laptop
 REPLY_TIMEOUT = 30  # seconds for one request; the slowest (the timeout case) takes under 1 s
 ORIGIN = "https://authpi-worker.example"  # the Worker's own URL in the JS Requests
@@ -209,7 +213,7 @@ def same_in_both(
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     manifest_file = tmp_path_factory.mktemp("pyodide") / "manifest.json"
-    manifest_file.write_text(json.dumps(host.manifest([PROBES])))
+    manifest_file.write_text(json.dumps(host.manifest([PROBES, BENCH_PROBES])))
     running = Stage(manifest_file)
     yield running
     running.close()
@@ -479,3 +483,116 @@ def test_module_level_cache_survives_between_two_entrypoint_instances(
     assert issuer.jwks_hits == 2
     assert stage.probe("isolate_state", env) == state == {**state, "fetches": 1}
     assert second.status == 503 and second.events[0]["reason"] == "jwks_unavailable"
+
+
+# --- The request's method, URL, Origin and DPoP headers, read through the FFI ----------------
+
+APP = "https://app.example.com"
+PREFLIGHT: Headers = (("origin", APP), ("access-control-request-method", "GET"))
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
+def test_the_method_is_read_other_methods_on_root_are_405(
+    stage: Stage, env: Env, method: str
+) -> None:
+    outcome = same_in_both(stage, "/", None, env, method=method)
+    assert (outcome.status, outcome.headers["allow"]) == (405, "GET, HEAD")
+
+
+def test_head_answers_without_a_body_and_protected_routes_authenticate_first(
+    stage: Stage, env: Env
+) -> None:
+    head = same_in_both(stage, "/", None, env, method="HEAD")
+    assert (head.status, head.body, head.headers["content-type"]) == (200, "", "application/json")
+    refused = same_in_both(stage, "/me", None, env, method="DELETE")
+    assert (refused.status, refused.headers["cache-control"]) == (401, "no-store")
+
+
+def test_a_preflight_is_answered_from_the_origin_and_method_headers(stage: Stage, env: Env) -> None:
+    cors = {**env, "CORS_ALLOWED_ORIGINS": APP}
+    allowed = same_in_both(stage, "/me", None, cors, method="OPTIONS", headers=PREFLIGHT)
+    assert (allowed.status, allowed.body) == (204, "")
+    assert allowed.headers["access-control-allow-origin"] == APP
+    other = (("origin", "https://evil.example"), PREFLIGHT[1])
+    refused = same_in_both(stage, "/me", None, cors, method="OPTIONS", headers=other)
+    assert (refused.status, refused.body) == (403, '{"error":"cors_origin_not_allowed"}')
+    # A 401 to an allowed origin is readable: its challenge is exposed.
+    challenged = same_in_both(stage, "/me", None, cors, headers=(("origin", APP),))
+    assert challenged.headers["access-control-expose-headers"].startswith("WWW-Authenticate")
+
+
+def test_the_metadata_names_the_request_url_read_through_the_ffi(
+    stage: Stage, issuer: FakeIssuer
+) -> None:
+    env: Env = {"AUTHPI_ISSUER_URL": issuer.url, "AUTHPI_AUDIENCE": "client_abc"}
+    outcome = same_in_both(stage, "/.well-known/oauth-protected-resource", None, env)
+    assert json.loads(outcome.body)["resource"] == ORIGIN
+    challenge = same_in_both(stage, "/me", None, env).headers["www-authenticate"]
+    assert f'resource_metadata="{ORIGIN}/.well-known/oauth-protected-resource"' in challenge
+
+
+@pytest.fixture
+def bound(stage: Stage, issuer: FakeIssuer, env: Env) -> Iterator[tuple[SigningKey, str]]:
+    """A DPoP key and a token bound to it, the token a cache hit in Pyodide's isolate (no
+    cryptography there to verify it) and verified for real under CPython."""
+    key = make_key("ES256", "client")
+    token = issuer.mint(cnf={"jkt": jkt(key)})
+    stage.probe("reset_isolate", time.time())
+    stage.probe("prime", env, token)
+    yield key, token
+    stage.probe("reset_isolate", time.time())
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(lambda key, token: (), "dpop_proof_missing", id="no-proof"),
+        pytest.param(
+            lambda key, token: (
+                ("dpop", proof(key, "GET", f"{ORIGIN}/me", token)),
+                ("dpop", proof(key, "GET", f"{ORIGIN}/me", token)),
+            ),
+            "dpop_proof_repeated",
+            id="two-proofs-joined-by-headers-get",
+        ),
+        pytest.param(lambda key, token: (("dpop", "not-a-jws"),), "dpop_malformed", id="not-a-jws"),
+        pytest.param(
+            lambda key, token: (
+                (
+                    "dpop",
+                    proof(key, "GET", f"{ORIGIN}/me", token, head=proof_header(key, typ="JWT")),
+                ),
+            ),
+            "dpop_wrong_typ",
+            id="typ-JWT",
+        ),
+    ],
+)
+def test_the_dpop_header_is_read_and_judged_before_any_key_is_needed(
+    stage: Stage,
+    env: Env,
+    bound: tuple[SigningKey, str],
+    make: Callable[[SigningKey, str], Headers],
+    reason: str,
+) -> None:
+    key, token = bound
+    outcome = same_in_both(stage, "/me", f"DPoP {token}", env, headers=make(key, token))
+    assert outcome.status == 401
+    assert outcome.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert [event["reason"] for event in outcome.events] == [reason]
+
+
+def test_a_valid_proof_goes_as_far_as_reading_its_key_then_needs_cryptography(
+    stage: Stage, env: Env, bound: tuple[SigningKey, str]
+) -> None:
+    key, token = bound
+    value = proof(key, "GET", f"{ORIGIN}/me", token)
+    in_pyodide = stage.fetch("/me", f"DPoP {token}", env, headers=(("dpop", value),))
+    # Pyodide stops where the proof's jwk becomes a key (cryptography)...
+    assert [event["reason"] for event in in_pyodide.events] == ["dpop_bad_jwk"]
+    # ...where CPython, given the same request, goes on to accept it.
+    fresh = proof(key, "GET", f"{ORIGIN}/me", token)
+    assert (
+        cpython("/me", f"DPoP {token}", env, fresh_isolate(), headers=(("dpop", fresh),)).status
+        == 200
+    )
