@@ -43,10 +43,12 @@ from app import ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.jwks import COOLDOWN, Fetched
+from authpi_worker.keys import parse_jwk, thumbprint
 from scripts import bench_pyodide
 from scripts.bench_child import BenchError, NodeChild, Timing
 from scripts.bench_pyodide import PyodideBench
 from tests.pyodide import host
+from tests.support.dpop import jkt, proof, public_jwk
 from tests.support.keys import SigningKey, make_key
 from tests.support.logs import logged
 from tests.support.tokens import AUDIENCE, header, mint, unb64url
@@ -75,9 +77,20 @@ BUSY_CORES = 0.25  # other work, in cores on average, above which the run is fla
 
 MAX_FULL_OVER_PYJWT = 1.15  # the whole request may cost at most 15% more than bare jwt.decode
 MIN_JOSE_OVER_FULL = 1.0  # the quickstart's stack must not be faster than ours
+# A repeated DPoP-bound token with a new proof costs about one signature check, not two.
+MAX_DPOP_CACHED_OVER_FULL = 1.2
 
-# results.json fields per algorithm, in the issue's order.
-RESULT_FIELDS = ("raw_verify_us", "pyjwt_decode_us", "full_path_us", "cached_path_us", "jose_us")
+# results.json fields per algorithm, in the issues' order.
+RESULT_FIELDS = (
+    "raw_verify_us",
+    "pyjwt_decode_us",
+    "full_path_us",
+    "cached_path_us",
+    "jose_us",
+    "dpop_path_us",  # a fresh DPoP-bound token and its proof: two signatures
+    "dpop_cached_token_us",  # the same token again, a new proof each time: one signature
+    "proof_key_us",  # reading a proof's jwk into a key and its thumbprint: what a hit saves
+)
 # Printed only: where jose's time goes (WebCrypto verify alone, and Node's synchronous verify).
 NODE_FIELDS = ("webcrypto_verify_us", "node_sync_verify_us")
 FIELDS = RESULT_FIELDS + NODE_FIELDS
@@ -127,26 +140,34 @@ class ManualClock:
 
 @dataclass(frozen=True)
 class Case:
-    """One algorithm's signing key, and its public key as the decoders receive it."""
+    """One algorithm's signing key, its public key as the decoders receive it, and a DPoP
+    client's key of the same algorithm."""
 
     alg: str
     key: SigningKey
     public: Any
+    client: SigningKey
 
-    def mint(self, count: int) -> list[str]:
-        """count distinct, valid tokens (each has its own jti) from the token factory."""
+    def mint(self, count: int, *, bound: bool = False) -> list[str]:
+        """count distinct, valid tokens (each has its own jti) from the token factory; bound:
+        to the client's DPoP key (cnf.jkt)."""
         exp = int(time.time()) + TOKEN_LIFETIME
-        tokens = [mint(self.key, ISSUER, AUDIENCE, exp=exp) for _ in range(count)]
+        cnf = {"jkt": jkt(self.client)} if bound else None
+        tokens = [mint(self.key, ISSUER, AUDIENCE, exp=exp, cnf=cnf) for _ in range(count)]
         if len(set(tokens)) != count:
             raise BenchError(f"{self.alg}: the factory minted a token twice")
         return tokens
+
+    def proven(self, tokens: Sequence[str]) -> list[tuple[str, str]]:
+        """Each token with a fresh proof (its own jti) for one request to URL."""
+        return [(token, proof(self.client, "GET", URL, token)) for token in tokens]
 
 
 def make_cases() -> dict[str, Case]:
     cases = {}
     for alg in ALGS:
         key = make_key(alg, f"{alg.lower()}-bench")
-        cases[alg] = Case(alg, key, key.private.public_key())
+        cases[alg] = Case(alg, key, key.private.public_key(), make_key(alg, "client"))
     return cases
 
 
@@ -224,6 +245,29 @@ def time_pyjwt(public: Any, tokens: Sequence[str]) -> Timing:
     return watch.per(len(tokens))
 
 
+async def time_dpop(isolate: Isolate, requests: Sequence[tuple[str, str]]) -> Timing:
+    """The whole request with a DPoP-bound token and its proof, as for time_requests."""
+    refused = 0
+    watch = Stopwatch()
+    for token, proof_value in requests:
+        request = Request("GET", URL, f"DPoP {token}", proof_value)
+        reply = await dispatch(ROUTES, request, isolate, ENV.get)
+        refused += reply.status != 200
+    timing = watch.per(len(requests))
+    if refused:
+        raise BenchError(f"{refused} of {len(requests)} DPoP requests were refused")
+    return timing
+
+
+def time_proof_keys(jwks: Sequence[dict[str, Any]]) -> Timing:
+    """What the proof-key cache spares per request: a proof's jwk read into a key (PyJWT,
+    with cryptography's point validation) and its RFC 7638 thumbprint."""
+    watch = Stopwatch()
+    for jwk in jwks:
+        thumbprint(parse_jwk(jwk))
+    return watch.per(len(jwks))
+
+
 async def time_requests(isolate: Isolate, authorizations: Sequence[str]) -> Timing:
     """The whole request: Authorization header → verdict → JSON Reply, no HTTP server."""
     refused = 0
@@ -265,10 +309,16 @@ class Round:
         self.repeated = f"Bearer {case.mint(1)[0]}"
         self.inputs = raw_inputs(case.alg, self.tokens)
         self.verify = raw_verifier(case.public)
+        self.dpop_fresh = case.proven(case.mint(batch, bound=True))
+        bound = case.mint(1, bound=True)
+        self.dpop_repeated = case.proven(bound * (batch + 1))
+        self.jwks = [public_jwk(make_key(case.alg)) for _ in range(batch)]
 
     async def measure(self, field: str) -> Timing:
         if field == "cached_path_us":  # its first request verifies the token and caches it
             await time_requests(self.isolate, [self.repeated])
+        if field == "dpop_cached_token_us":  # likewise: the token is cached, not its proofs
+            await time_dpop(self.isolate, self.dpop_repeated[:1])
         with no_gc():
             if field == "raw_verify_us":
                 return time_raw(self.verify, self.inputs)
@@ -278,6 +328,12 @@ class Round:
                 return await time_requests(self.isolate, self.fresh)
             if field == "cached_path_us":
                 return await time_requests(self.isolate, [self.repeated] * CACHED_BATCH)
+            if field == "dpop_path_us":
+                return await time_dpop(self.isolate, self.dpop_fresh)
+            if field == "dpop_cached_token_us":
+                return await time_dpop(self.isolate, self.dpop_repeated[1:])
+            if field == "proof_key_us":
+                return time_proof_keys(self.jwks)
             return self.jose.time(NODE_COMMANDS[field], self.case.alg, self.batch)
 
 
@@ -387,6 +443,9 @@ COLUMNS = (
     ("full path", "full_path_us"),
     ("cached path", "cached_path_us"),
     ("jose (node)", "jose_us"),
+    ("dpop fresh", "dpop_path_us"),
+    ("dpop cached", "dpop_cached_token_us"),
+    ("proof key", "proof_key_us"),
 )
 
 
@@ -397,10 +456,10 @@ def table(medians: Medians) -> list[str]:
     return lines
 
 
-def ratios(row: dict[str, float]) -> tuple[float, float]:
-    """full / pyjwt, jose / full: the two per-algorithm targets."""
+def ratios(row: dict[str, float]) -> tuple[float, float, float]:
+    """full / pyjwt, jose / full, DPoP cached token / full: the per-algorithm targets."""
     full = row["full_path_us"]
-    return full / row["pyjwt_decode_us"], row["jose_us"] / full
+    return full / row["pyjwt_decode_us"], row["jose_us"] / full, row["dpop_cached_token_us"] / full
 
 
 def targets(wall: Medians, cpu: Medians, sequential: int, flood: int) -> list[str]:
@@ -408,6 +467,11 @@ def targets(wall: Medians, cpu: Medians, sequential: int, flood: int) -> list[st
     checks: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
         ("full / pyjwt", f"≤ {MAX_FULL_OVER_PYJWT}", lambda ratio: ratio <= MAX_FULL_OVER_PYJWT),
         ("jose / full", f"≥ {MIN_JOSE_OVER_FULL}", lambda ratio: ratio >= MIN_JOSE_OVER_FULL),
+        (
+            "dpop cached token / full",
+            f"≤ {MAX_DPOP_CACHED_OVER_FULL}",
+            lambda ratio: ratio <= MAX_DPOP_CACHED_OVER_FULL,
+        ),
     )
     rows = [
         (f"{alg} {name}", bound, ok, on_wall, on_cpu)

@@ -133,7 +133,7 @@ def test_a_hit_only_inside_the_window_and_a_miss_drops_the_entry(now: float, hit
 def test_the_window_is_where_the_time_rules_pass(
     claims: dict[str, float], window: tuple[float, float]
 ) -> None:
-    assert tokens.lifetime(claims, 5) == window
+    assert tokens.check_times(claims, 5, NOW) == window  # the window of claims valid now
     start, end = window
     for now in (start, end - 0.01):  # inside: the rules pass
         if math.isfinite(now):

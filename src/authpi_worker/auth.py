@@ -33,11 +33,11 @@ from authpi_worker.responses import Challenge, Reply, refusal
 from authpi_worker.token_cache import TokenCache
 from authpi_worker.tokens import (
     Parsed,
+    Window,
     check_claims,
     confirmation,
     credentials,
     has_scope,
-    lifetime,
     parse,
     verify_signature,
 )
@@ -132,21 +132,20 @@ class Verifier:
                 return cached
         parsed = parse(token)
         try:
-            claims = await self._verify(parsed)
+            claims, window = await self._verify(parsed)
         except Denied as denied:
             denied.kid = parsed.kid
             raise
         finally:
             self.tokens.sync(self.keys.version)  # a refresh may have changed the keys
-        self.tokens.put(token, claims, *lifetime(claims, self.settings.clock_tolerance))
+        self.tokens.put(token, claims, *window)
         return claims
 
-    async def _verify(self, parsed: Parsed) -> Claims:
+    async def _verify(self, parsed: Parsed) -> tuple[Claims, Window]:
         key = await self.keys.key_for(parsed.kid, parsed.alg)
         verify_signature(parsed, key.key)
         claims = claims_of(parsed)
-        check_claims(claims, self.settings, self._clock())
-        return claims
+        return claims, check_claims(claims, self.settings, self._clock())
 
 
 @dataclass(frozen=True, slots=True)

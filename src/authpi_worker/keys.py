@@ -41,11 +41,11 @@ class Key:
     kid: str | None
     alg: str  # the algorithm its kty/crv implies: ES256, RS256 or EdDSA
     key: Any  # a cryptography public key object
+    algs: frozenset[str] = field(init=False)  # the header `alg` values it may verify
 
-    @property
-    def algs(self) -> frozenset[str]:
-        """The header `alg` values this key may verify."""
-        return ED25519_NAMES if self.alg == "EdDSA" else frozenset((self.alg,))
+    def __post_init__(self) -> None:
+        algs = ED25519_NAMES if self.alg == "EdDSA" else frozenset((self.alg,))
+        object.__setattr__(self, "algs", algs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,9 @@ _SCHEME = re.compile(r"([Bb][Ee][Aa][Rr][Ee][Rr]|[Dd][Pp][Oo][Pp])(?:\s|$)")
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 
 
+Window = tuple[float, float]  # from, until: when a token's time claims hold
+
+
 @dataclass(frozen=True, slots=True)
 class Parsed:
     """A JWS that is well formed; its signature is not yet checked."""
@@ -143,20 +146,23 @@ def claims(parsed: Parsed) -> dict[str, Any]:
     return json_object(parsed.payload, "payload")
 
 
-def check_claims(claims: Mapping[str, Any], settings: Settings, now: float) -> None:
-    """RFC 9068 §4 and RFC 7519 §4.1: iss, aud, exp, nbf, iat, sub."""
+def check_claims(claims: Mapping[str, Any], settings: Settings, now: float) -> Window:
+    """RFC 9068 §4 and RFC 7519 §4.1: iss, aud, exp, nbf, iat, sub. Returns the window in
+    which the time rules hold, for the verified-token cache."""
     if claims.get("iss") != settings.issuer:
         raise InvalidToken("wrong_issuer", "unexpected issuer")
     if not _for_us(claims.get("aud"), settings.audiences):
         raise InvalidToken("wrong_audience", "unexpected audience")
-    check_times(claims, settings.clock_tolerance, now)
+    window = check_times(claims, settings.clock_tolerance, now)
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise InvalidToken("missing_sub", "missing subject")
+    return window
 
 
-def check_times(claims: Mapping[str, Any], tolerance: int, now: float) -> None:
-    """exp is required; nbf and iat, when present, must not be in the future."""
+def check_times(claims: Mapping[str, Any], tolerance: int, now: float) -> Window:
+    """exp is required; nbf and iat, when present, must not be in the future. Returns when
+    these rules hold: from max(nbf, iat) until exp, each widened by the tolerance."""
     exp = numeric(claims, "exp")
     if exp is None:
         raise InvalidToken("missing_exp", "missing exp")
@@ -168,13 +174,7 @@ def check_times(claims: Mapping[str, Any], tolerance: int, now: float) -> None:
     iat = numeric(claims, "iat")
     if iat is not None and iat > now + tolerance:
         raise InvalidToken("issued_in_future", "token issued in the future")
-
-
-def lifetime(claims: Mapping[str, Any], tolerance: int) -> tuple[float, float]:
-    """When check_times would pass for these (checked) claims: from nbf and iat, until exp."""
-    starts = [t for t in (numeric(claims, "nbf"), numeric(claims, "iat")) if t is not None]
-    exp = numeric(claims, "exp")
-    assert exp is not None  # check_times requires it
+    starts = [start for start in (nbf, iat) if start is not None]
     return max(starts, default=-math.inf) - tolerance, exp + tolerance
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from authpi_worker.jwks import MAX_MAX_AGE, Cached
 from authpi_worker.keys import Key, KeySet
-from authpi_worker.tokens import check_claims, claims, credentials, lifetime, parse
+from authpi_worker.tokens import check_claims, check_times, claims, credentials, parse
 
 # What the key set holds in place of a cryptography key. Nothing reads it: a verified-token
 # cache hit checks no signature, and the set stays fresh for the whole run (MAX_MAX_AGE), so
@@ -41,7 +41,8 @@ def prime(env: Any, token: str) -> None:
     verifier.keys.cached = Cached(keys, fetched_at=time.time(), max_age=MAX_MAX_AGE)
     verifier.tokens.sync(verifier.keys.version)
     decoded = claims(parsed)
-    verifier.tokens.put(token, decoded, *lifetime(decoded, verifier.settings.clock_tolerance))
+    window = check_times(decoded, verifier.settings.clock_tolerance, time.time())
+    verifier.tokens.put(token, decoded, *window)
 
 
 def core(env: Any, fresh: list[str], count: int) -> int:
