@@ -51,6 +51,7 @@ from tests.pyodide import host
 from tests.support.dpop import jkt, proof, public_jwk
 from tests.support.keys import SigningKey, make_key
 from tests.support.logs import logged
+from tests.support.node import NoNode
 from tests.support.tokens import AUDIENCE, header, mint, unb64url
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -578,7 +579,7 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
         await time_requests(isolate, [f"Bearer {case.mint(1)[0]}"])
     try:
         node_argv = host.node_command(node)
-    except host.NoNode as missing:
+    except NoNode as missing:
         raise BenchError(str(missing)) from None
     with tempfile.TemporaryDirectory() as scratch:
         jose_cases = Path(scratch) / "cases.json"

@@ -17,7 +17,7 @@ from scripts.curl_matrix import Response, _last_header_block, describe, main, re
 from scripts.curl_matrix import use_colour as colour_for
 from scripts.local_worker import LocalWorker, make_server
 from tests.support.dpop import jkt, load_or_make_key
-from tests.support.issuer import FakeIssuer
+from tests.support.issuer import FakeIssuer, default_clients
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -64,6 +64,18 @@ def tokens(issuer: FakeIssuer) -> dict[str, str]:
     }
 
 
+def client_credentials(issuer: FakeIssuer) -> dict[str, str]:
+    """The fake issuer's two default clients, as curl-matrix reads them to mint its tokens."""
+    clients = default_clients()
+    return {
+        "AUTHPI_ISSUER_URL": issuer.url,
+        "CLIENT_ID": "demo-reports",
+        "CLIENT_SECRET": clients["demo-reports"].secret,
+        "CLIENT_ID_NO_SCOPE": "demo-basic",
+        "CLIENT_SECRET_NO_SCOPE": clients["demo-basic"].secret,
+    }
+
+
 def outcomes(output: str) -> list[str]:
     return re.findall(r"^\d+\s.*\s(PASS|FAIL|SKIP)$", output, re.MULTILINE)
 
@@ -83,13 +95,7 @@ def test_every_row_passes_against_the_worker(
 def test_tokens_are_minted_through_get_token_from_client_credentials(
     worker: str, issuer: FakeIssuer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    environ = {
-        "AUTHPI_ISSUER_URL": issuer.url,
-        "CLIENT_ID": "demo-reports",
-        "CLIENT_SECRET": "demo-reports-secret",
-        "CLIENT_ID_NO_SCOPE": "demo-basic",
-        "CLIENT_SECRET_NO_SCOPE": "demo-basic-secret",
-    }
+    environ = client_credentials(issuer)
     assert main([worker + "/"], environ) == 0
     out = capsys.readouterr().out
     assert "TOKEN minted for demo-reports" in out and "TOKEN_NO_SCOPE minted for demo-basic" in out
@@ -182,13 +188,7 @@ def test_the_preflight_row_fails_when_the_origin_is_not_allowed(
 def test_the_dpop_rows_pass_with_a_token_get_token_binds(
     worker: str, issuer: FakeIssuer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    environ = {
-        "AUTHPI_ISSUER_URL": issuer.url,
-        "CLIENT_ID": "demo-reports",
-        "CLIENT_SECRET": "demo-reports-secret",
-        "CLIENT_ID_NO_SCOPE": "demo-basic",
-        "CLIENT_SECRET_NO_SCOPE": "demo-basic-secret",
-    }
+    environ = client_credentials(issuer)
     key = tmp_path / "dpop.pem"
     assert main([worker, "--dpop", str(key)], environ) == 0
     out = capsys.readouterr().out

@@ -28,6 +28,18 @@ WRANGLER = """{
 """
 
 
+def serve(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """scripts/serve on a free port, as a person starts it; its first line says where."""
+    return subprocess.Popen(  # noqa: S603 - our own scripts
+        [PROJECT / "scripts" / "serve", "--port", "0"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "wrangler.jsonc").write_text(WRANGLER)
@@ -122,14 +134,7 @@ def test_scripts_serve_answers_with_the_environment_config_from_any_directory(
         "AUTHPI_AUDIENCE": issuer.audience,
         "PYTHONPATH": "",
     }
-    process = subprocess.Popen(  # noqa: S603 - our own scripts
-        [PROJECT / "scripts" / "serve", "--port", "0"],
-        cwd=tmp_path,  # not the project: the script finds its own way
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = serve(env, tmp_path)  # not in the project: the script finds its own way
     try:
         assert process.stdout is not None
         ready = process.stdout.readline()
@@ -163,14 +168,7 @@ def test_scripts_serve_speaks_methods_cors_metadata_and_dpop_over_real_http(
         "CORS_ALLOWED_ORIGINS": origin,
         "PYTHONPATH": "",
     }
-    process = subprocess.Popen(  # noqa: S603 - our own scripts
-        [PROJECT / "scripts" / "serve", "--port", "0"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process = serve(env, tmp_path)
     try:
         assert process.stdout is not None
         base = process.stdout.readline().split()[2]

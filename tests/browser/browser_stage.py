@@ -16,10 +16,8 @@ names it. Without Chromium, Node or playwright-core it fails with what to instal
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import threading
@@ -35,7 +33,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.support.child import JsonLinesChild
 from tests.support.issuer import FakeIssuer, running
+from tests.support.node import NoNode, find_node, package_versions
 from tests.support.tokens import AUDIENCE
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,7 @@ PAGE = HERE / "page.html"
 DRIVER = HERE / "driver.mjs"
 SERVE = PROJECT / "scripts" / "serve"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"  # Debian's package `chromium`
+MIN_NODE = 20  # playwright-core 1.65's engines
 BOOT_TIMEOUT = 90  # seconds for Chromium to start; about 1 s here
 REPLY_TIMEOUT = 30  # seconds for one page action; a call takes milliseconds
 WORKER_START_TIMEOUT = 60  # seconds for scripts/serve to listen (it may build .venv first)
@@ -70,16 +71,12 @@ def chromium_executable() -> str:
 
 
 def node_executable() -> str:
-    """$NODE (the Makefile's Node 24) or node, with playwright-core installed beside us."""
-    wanted = os.environ.get("NODE", "node")
-    node = shutil.which(wanted)
-    if node is None:
-        pytest.fail(
-            f"no Node at {wanted}: the browser stage needs Node 20+ (`make install`, or NODE=node)"
-        )
-    if not (PROJECT / "node_modules" / "playwright-core" / "package.json").exists():
-        pytest.fail("node_modules/playwright-core is missing: run `npm ci` (`make install` does)")
-    return node
+    """The Makefile's Node, with playwright-core beside it; or the stage fails saying why."""
+    try:
+        package_versions("playwright-core")
+        return find_node(MIN_NODE, "playwright-core")
+    except NoNode as missing:
+        pytest.fail(str(missing))
 
 
 class PageServer:
@@ -196,65 +193,19 @@ class Worker:
         return self._exit
 
 
-class Driver:
-    """driver.mjs as a subprocess: one JSON command per line in, one JSON reply per line out."""
+class Driver(JsonLinesChild):
+    """driver.mjs as a subprocess: one JSON command per line in, one JSON reply per line out;
+    `output` keeps every line it wrote, to check no token is there."""
 
     def __init__(self, profile: Path, stderr: Path) -> None:
-        self.stderr = stderr
-        self.output: list[str] = []  # every line it wrote to stdout, to check no token is there
-        with stderr.open("wb") as errors:
-            self._process = subprocess.Popen(  # noqa: S603 - node and our own driver
-                [node_executable(), str(DRIVER), chromium_executable(), str(profile)],
-                cwd=PROJECT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                text=True,
-            )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._next_id = 0
-        self.boot = self._reply(BOOT_TIMEOUT)
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self.output.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _reply(self, timeout: float) -> dict[str, Any]:
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"driver.mjs gave no answer in {timeout} s\n{self.stderr.read_text()}")
-        if line is None:
-            code = self._process.wait()
-            pytest.fail(f"driver.mjs exited with {code}:\n{self.stderr.read_text()}")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def command(self, op: str, **fields: Any) -> dict[str, Any]:
-        assert self._process.stdin is not None
-        self._next_id += 1
-        self._process.stdin.write(json.dumps({"id": self._next_id, "op": op, **fields}) + "\n")
-        self._process.stdin.flush()
-        reply = self._reply(REPLY_TIMEOUT)
-        assert reply["id"] == self._next_id
-        if not reply["ok"]:
-            pytest.fail(f"{op} failed in the browser: {reply['error']}\n{reply['messages']}")
-        return reply
-
-    def close(self) -> int:
-        """End of input: the driver closes Chromium and exits; its exit status."""
-        assert self._process.stdin is not None
-        if not self._process.stdin.closed:
-            self._process.stdin.close()
-        try:
-            return self._process.wait(REPLY_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._process.kill()  # our own child, by its handle
-            return self._process.wait()
+        super().__init__(
+            "the browser (driver.mjs)",
+            [node_executable(), str(DRIVER), chromium_executable(), str(profile)],
+            stderr,
+            boot_timeout=BOOT_TIMEOUT,
+            reply_timeout=REPLY_TIMEOUT,
+            explain=lambda reply: str(reply["messages"]),
+        )
 
 
 # --- One call from a page, and what it caused ------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from app import ROUTES
 from authpi_worker import Isolate, Request, dispatch
 from authpi_worker.config import Lookup
 from tests.support.logs import logged
+from tests.support.node import NoNode, find_node, package_versions
 
 PROJECT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -39,6 +39,7 @@ WORKER_DIR = "/session/metadata"  # where workerd mounts the Worker's modules
 VENDORED = ("workers-runtime-sdk", "pyjwt")
 # JSPI (WebAssembly stack switching), which workerd always has: on by default in newer Node,
 # behind one of these flags in Node 20 to 24.
+MIN_NODE = 20  # JSPI behind a flag from Node 20; the Makefile's is 24, where it is on
 JSPI_FLAGS: tuple[list[str], ...] = (
     [],
     ["--experimental-wasm-jspi"],
@@ -87,10 +88,6 @@ async def core_outcome(request: Request, isolate: Isolate, var: Lookup) -> Outco
     with logged() as events:
         reply = await dispatch(ROUTES, request, isolate, var)
     return Outcome(reply.status, reply.headers, reply.body, events)
-
-
-class NoNode(RuntimeError):
-    """Node, its JSPI or node_modules/pyodide is missing: nothing can run in Pyodide."""
 
 
 def _normalized(name: str) -> str:
@@ -152,12 +149,11 @@ def manifest(host_modules: Sequence[Path] = ()) -> dict[str, Any]:
 
 
 def node_command(node: str | None = None) -> list[str]:
-    """node (default $NODE, e.g. the Makefile's Node 24, else `node`), with JSPI on."""
-    found = shutil.which(node or os.environ.get("NODE", "node"))
+    """node (default: the Makefile's, as tests/support/node.py finds it), with JSPI on."""
+    found = shutil.which(node) if node else find_node(MIN_NODE, "Pyodide 314 (JSPI)")
     if found is None:
-        raise NoNode("node is not installed: Pyodide runs in Node (`make install`)")
-    if not (PROJECT / "node_modules" / "pyodide" / "package.json").exists():
-        raise NoNode("node_modules/pyodide is missing: run `npm ci` (`make install` does)")
+        raise NoNode(f"{node} is not installed: Pyodide runs in Node (`make install`)")
+    package_versions("pyodide")
     check = "process.exit('Suspending' in WebAssembly || 'Suspender' in WebAssembly ? 0 : 1)"
     for flags in JSPI_FLAGS:
         argv = [found, *flags, "-e", check]

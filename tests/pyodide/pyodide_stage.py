@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,9 +42,11 @@ from tests.pyodide.host import (
     outcome,
     wrangler_config,
 )
+from tests.support.child import JsonLinesChild
 from tests.support.dpop import jkt, proof, proof_header
 from tests.support.issuer import FakeIssuer
 from tests.support.keys import SigningKey, make_key
+from tests.support.node import NoNode
 from tests.support.tokens import AUDIENCE, claims, header, sign
 
 HARNESS = Path(__file__).with_name("run.mjs")
@@ -74,58 +73,22 @@ def node_command() -> list[str]:
     """The Node to run run.mjs with (host.node_command), or the test fails saying why."""
     try:
         return host.node_command()
-    except host.NoNode as missing:
+    except NoNode as missing:
         pytest.fail(str(missing))
 
 
-class Stage:
+class Stage(JsonLinesChild):
     """run.mjs as a subprocess: one JSON command per line in, one JSON reply per line out."""
 
     def __init__(self, manifest_file: Path) -> None:
-        self._stderr = manifest_file.with_suffix(".stderr")
-        with self._stderr.open("wb") as stderr:
-            self._process = subprocess.Popen(  # noqa: S603 - node and our own files
-                [*node_command(), str(HARNESS), str(manifest_file)],
-                cwd=PROJECT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._next_id = 0
-        self.boot = self._reply(BOOT_TIMEOUT)
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)  # run.mjs exited
-
-    def _reply(self, timeout: float) -> dict[str, Any]:
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"run.mjs gave no answer in {timeout} s\n{self._stderr.read_text()}")
-        if line is None:
-            code = self._process.wait()
-            pytest.fail(f"run.mjs exited with {code}:\n{self._stderr.read_text()}")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def command(self, op: str, **fields: Any) -> dict[str, Any]:
-        """Send one command; its reply, or the test fails with run.mjs's error and output."""
-        assert self._process.stdin is not None
-        self._next_id += 1
-        self._process.stdin.write(json.dumps({"id": self._next_id, "op": op, **fields}) + "\n")
-        self._process.stdin.flush()
-        reply = self._reply(REPLY_TIMEOUT)
-        assert reply["id"] == self._next_id
-        if not reply["ok"]:
-            output = "\n".join(reply["output"])
-            pytest.fail(f"{op} failed in Pyodide: {reply['error']}\n{output}")
-        return reply
+        super().__init__(
+            "Pyodide (run.mjs)",
+            [*node_command(), str(HARNESS), str(manifest_file)],
+            manifest_file.with_suffix(".stderr"),
+            boot_timeout=BOOT_TIMEOUT,
+            reply_timeout=REPLY_TIMEOUT,
+            explain=lambda reply: "\n".join(reply["output"]),
+        )
 
     def fetch(
         self,
@@ -152,11 +115,9 @@ class Stage:
         fetches: list[dict[str, Any]] = self.command("probe", name=name, args=list(args))["fetches"]
         return fetches
 
-    def close(self) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.close()
-        code = self._process.wait(timeout=REPLY_TIMEOUT)
-        assert code == 0, f"run.mjs exited with {code}:\n{self._stderr.read_text()}"
+    def finish(self) -> None:
+        code = self.close()
+        assert code == 0, f"run.mjs exited with {code}:\n{self.stderr.read_text()}"
 
 
 # --- The CPython side ------------------------------------------------------------------------
@@ -216,7 +177,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     manifest_file.write_text(json.dumps(host.manifest([PROBES, BENCH_PROBES])))
     running = Stage(manifest_file)
     yield running
-    running.close()
+    running.finish()
 
 
 @pytest.fixture

