@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Call, body
+from authpi_worker import Isolate, Request, Route, Routes, dispatch, json_reply
+from tests.conftest import WORKER, Call, body
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
 
@@ -153,3 +154,14 @@ async def test_a_malformed_setting_is_500_on_protected_routes_and_the_metadata_o
         preflight = await call("/me", method="OPTIONS", origin=APP, preflight="GET")
         assert preflight.status == 500
     assert [event["detail"] for event in events] == ["CORS_ALLOWED_ORIGINS"] * 3
+
+
+async def test_a_handlers_own_vary_is_kept_beside_origin(
+    isolate: Isolate, env: dict[str, object]
+) -> None:
+    env["CORS_ALLOWED_ORIGINS"] = APP
+    table = Routes(
+        Route("/", lambda request, claims: json_reply({}, headers={"vary": "Accept"}), public=True)
+    )
+    reply = await dispatch(table, Request("GET", f"{WORKER}/", origin=APP), isolate, env.get)
+    assert reply.headers["vary"] == "Accept, Origin"

@@ -157,6 +157,15 @@ class Site:
     cors: Cors
     cors_misconfigured: ServerMisconfigured | None  # why CORS is off though configured
 
+    def checked(self) -> Verifier:
+        """The Verifier for a protected route or the metadata, which answer 500 when any
+        variable is unusable (CORS's too: a browser app must not half work)."""
+        if self.cors_misconfigured is not None:
+            raise self.cors_misconfigured
+        if isinstance(self.verifier, ServerMisconfigured):
+            raise self.verifier
+        return self.verifier
+
 
 class Isolate:
     """What one Workers isolate keeps between requests: the Site (Verifier and CORS policy)

@@ -8,7 +8,7 @@ to act on a refusal. Tokens travel in a header, never in cookies: no Allow-Crede
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from authpi_worker.config import ANY_ORIGIN
 from authpi_worker.responses import Reply, json_reply
@@ -24,10 +24,6 @@ class Cors:
     """The allowed origins: empty when CORS is off, {"*"} for any origin."""
 
     origins: frozenset[str]
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.origins)
 
     def allowed(self, origin: str | None) -> str | None:
         """The Access-Control-Allow-Origin value for this request's Origin, or None."""
@@ -57,9 +53,10 @@ class Cors:
         varies by Origin, so a shared cache never hands one origin's answer to another."""
         if not self.origins:
             return reply
-        headers = {**reply.headers, "vary": "Origin"}
+        vary = reply.headers.get("vary")  # a handler's own Vary is kept
+        headers = {**reply.headers, "vary": f"{vary}, Origin" if vary else "Origin"}
         allow = self.allowed(origin)
         if allow is not None:
             headers["access-control-allow-origin"] = allow
             headers["access-control-expose-headers"] = EXPOSE_HEADERS
-        return replace(reply, headers=headers)
+        return Reply(reply.status, reply.body, headers)

@@ -111,7 +111,7 @@ async def dispatch(routes: Routes, request: Request, isolate: Isolate, var: Look
         return _internal_error(path, error)
     cors = site.cors
     try:
-        if request.method == "OPTIONS" and request.preflight:
+        if request.preflight:
             if site.cors_misconfigured is not None:
                 return rejected(site.cors_misconfigured, None, request.url, path)
             if request.origin is not None and cors.origins:
@@ -138,11 +138,7 @@ async def _answer(routes: Routes, request: Request, path: str, site: Site) -> Re
     # Everything else needs a valid token first: an anonymous caller learns nothing of routes.
     verifier = None
     try:
-        if site.cors_misconfigured is not None:
-            raise site.cors_misconfigured
-        if isinstance(site.verifier, ServerMisconfigured):
-            raise site.verifier
-        verifier = site.verifier
+        verifier = site.checked()
         caller = await verifier.authenticate(
             request.authorization, method=request.method, url=request.url, dpop=request.dpop
         )
@@ -161,11 +157,10 @@ async def _answer(routes: Routes, request: Request, path: str, site: Site) -> Re
 
 def _metadata(routes: Routes, request: Request, path: str, site: Site) -> Reply | None:
     """The RFC 9728 document, if this is one of its paths; None for any other path."""
-    if site.cors_misconfigured is not None:
-        return rejected(site.cors_misconfigured, None, request.url, path)
-    if isinstance(site.verifier, ServerMisconfigured):
-        return rejected(site.verifier, None, request.url, path)
-    settings = site.verifier.settings
+    try:
+        settings = site.checked().settings
+    except ServerMisconfigured as problem:
+        return rejected(problem, None, request.url, path)
     if path not in metadata_paths(settings):
         return None
     if request.method not in READ_METHODS:
