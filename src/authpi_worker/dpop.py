@@ -23,13 +23,12 @@ from urllib.parse import urlsplit
 from authpi_worker.errors import InvalidDpopProof, InvalidToken
 from authpi_worker.keys import Key, parse_jwk, thumbprint
 from authpi_worker.tokens import (
-    Parsed,
     b64decode,
+    check_signature,
     json_object,
     numeric,
     read_header,
     split,
-    verify_signature,
 )
 
 # RFC 9449 §4.2: typ says DPoP proof; compared as at+jwt is (any case, application/ prefix).
@@ -109,17 +108,8 @@ class ProofChecker:
         try:
             header_b64, payload_b64, signature_b64 = split(proof)
             found = self._key(header_b64)
-            verify_signature(
-                Parsed(
-                    header={},
-                    alg=found.alg,
-                    kid=None,
-                    signing_input=f"{header_b64}.{payload_b64}".encode("ascii"),
-                    signature=b64decode(signature_b64),
-                    payload=b"",
-                ),
-                found.key,
-            )
+            signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+            check_signature(found.alg, signing_input, b64decode(signature_b64), found.key)
             claims = json_object(b64decode(payload_b64), "payload")
         except InvalidToken as problem:
             _refuse(problem)
