@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bundle: {problem}", file=sys.stderr)
     if problems:
         return 1
-    print(f"bundle ok: a Python Worker of {expected} modules, entry.py and {CORE}/ as in src/")
+    print(
+        f"bundle ok: a Python Worker of {expected} modules, every .py of src/ (entry.py, app.py, {CORE}/)"
+    )
     return 0
 
 
