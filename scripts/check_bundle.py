@@ -62,9 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bundle: {problem}", file=sys.stderr)
     if problems:
         return 1
-    print(
-        f"bundle ok: a Python Worker of {expected} modules, every .py of src/ (entry.py, app.py, {CORE}/)"
-    )
+    print(f"bundle ok: a Python Worker of {expected} modules, every one of src/ byte for byte")
     return 0
 
 
