@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import sysconfig
 
 import authpi_worker
@@ -57,6 +58,7 @@ assert isinstance(reply, Reply)
 seen = {
     "file": authpi_worker.__file__,
     "purelib": sysconfig.get_path("purelib"),
+    "version": sys.version_info[:3],
     "all": authpi_worker.__all__,
     "kinds": {name: type(getattr(authpi_worker, name)).__name__ for name in authpi_worker.__all__},
     "status": reply.status,
@@ -72,7 +74,7 @@ def run(*command: str | Path, cwd: Path | None = None) -> str:
     env = {
         k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH", "MYPYPATH"}
     }
-    env["UV_PYTHON_DOWNLOADS"] = "never"  # the machine's python3, as the Makefile
+    env["UV_PYTHON_DOWNLOADS"] = "never"  # the machine's Pythons only, as the Makefile
     done = subprocess.run(  # noqa: S603 - fixed commands, the test's own paths
         [str(part) for part in command],
         cwd=cwd or PROJECT,
@@ -142,7 +144,8 @@ def test_the_wheel_installs_type_checks_and_refuses_without_a_token(
 ) -> None:
     venv, probe = tmp_path / "venv", tmp_path / "use_it.py"
     python = venv / "bin" / "python"
-    run(uv, "venv", "--quiet", "--python", "python3", venv)
+    # The Python .venv was made from (the machine's python3): the one the suite runs under.
+    run(uv, "venv", "--quiet", "--python", sys.executable, venv)
     # Its dependencies (pyjwt, cryptography) at the versions the rest of the suite runs.
     wheel = built / f"{NAME}-{VERSION}-py3-none-any.whl"
     run(uv, "pip", "install", "--quiet", "--python", python, "--constraint", LOCK, wheel)
@@ -155,6 +158,7 @@ def test_the_wheel_installs_type_checks_and_refuses_without_a_token(
     run(*mypy, "--cache-dir", cache, "--python-executable", python, probe, cwd=tmp_path)
 
     seen = json.loads(run(python, "-I", probe, cwd=tmp_path))
+    assert seen["version"] == list(sys.version_info[:3])
     site_packages = Path(seen["purelib"])  # the venv's, not src/
     assert site_packages.is_relative_to(venv)
     assert Path(seen["file"]) == site_packages / "authpi_worker" / "__init__.py"
