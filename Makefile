@@ -20,7 +20,7 @@ CHROMIUM := $(or $(CHROMIUM),/usr/bin/chromium)
 help:
 	@echo "make demo   - run the Worker locally against a fake issuer and print the 401/403/200 matrix"
 	@echo "make dev    - the same two servers in the foreground, with ready-to-paste tokens"
-	@echo "make test   - ruff, mypy, pytest, the Pyodide stage and the deploy-bundle check"
+	@echo "make test   - ruff, mypy, jactionlint, pytest, the Pyodide stage and the deploy-bundle check"
 	@echo "make test-browser - CORS in a real headless Chromium (apt-get install chromium, or set CHROMIUM)"
 	@echo "make bench  - side-by-side benchmark (writes bench/results.json)"
 	@echo "make load   - concurrent clients through scripts/serve, every answer checked"
@@ -38,10 +38,13 @@ node_modules/.installed: package-lock.json
 
 install: $(STAMP) node_modules/.installed
 
+# jactionlint checks .github/workflows offline, the run: scripts with the shellcheck of .venv (else
+# one on PATH) and inline Python with ruff.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/ruff format --check src tests scripts
 	$(VENV)/bin/mypy
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jactionlint --no-online --ruff=$(VENV)/bin/ruff
 
 # tests/test_interop.py runs oidc-provider and oauth4webapi from node_modules in Node >= 22.
 test-python: install
