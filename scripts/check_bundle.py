@@ -4,8 +4,8 @@ Runs `wrangler deploy --dry-run --outdir <tmp>` (plus `--outfile`, the multipart
 would send) and checks that:
 - wrangler takes the config as a Python Worker: main module entry.py, the python_workers
   flag and the compatibility_date of wrangler.jsonc, every module sent as text/x-python;
-- the bundle holds entry.py and every module of src/authpi_worker, byte for byte, and no
-  other module (vendored python_modules/, when `pywrangler sync` made one, are let through).
+- the bundle holds every module of src/ (entry.py, app.py, authpi_worker/), byte for byte,
+  and no other module (vendored python_modules/, when `pywrangler sync` made one, are let through).
 
 Usage: python -m scripts.check_bundle NODE .../wrangler.js   (the Makefile's $(WRANGLER))
 """

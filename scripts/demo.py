@@ -45,6 +45,8 @@ LOG_TAIL = 40  # lines of each server's output kept to explain a failure
 SCOPED, UNSCOPED = "demo-reports", "demo-basic"  # tests.support.issuer.default_clients()
 # The Worker's variables (authpi_worker.config; not imported: `make demo` runs without src/).
 ISSUER_VAR, AUDIENCE_VAR, CORS_VAR = "AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE", "CORS_ALLOWED_ORIGINS"
+# The demo's Worker takes these at their defaults, not from a developer's .dev.vars.
+OTHER_VARS = ("AUTHPI_DPOP", "AUTHPI_RESOURCE", "AUTHPI_CLOCK_TOLERANCE")
 WORKER_PORT = 8787  # scripts/serve's default, like wrangler dev
 DEMO_ORIGIN = "http://localhost:5173"  # a browser app's origin (Vite's dev server) the demo allows
 DPOP_KEY = PROJECT / ".local" / "dpop-key.pem"  # the demo client's DPoP key (gitignored)
@@ -220,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
         audience = args.audience or AUDIENCE
         worker_env = {
             **os.environ,
+            **dict.fromkeys(OTHER_VARS, ""),  # empty: the default, whatever .dev.vars says
             ISSUER_VAR: issuer_url,
             AUDIENCE_VAR: audience,
             CORS_VAR: DEMO_ORIGIN,

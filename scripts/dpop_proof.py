@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tests.support.dpop import load_or_make_key, proof
 
@@ -44,7 +45,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     except ValueError as error:
         print(f"dpop-proof: {error}", file=sys.stderr)
         return 2
-    print(proof(key, args.method.upper(), args.url, args.token))
+    # RFC 9449 §4.2: htu is the URL without its query and fragment.
+    htu = urlsplit(args.url)._replace(query="", fragment="").geturl()
+    print(proof(key, args.method.upper(), htu, args.token))
     return 0
 
 

@@ -30,6 +30,7 @@ from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, VARS
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8787  # wrangler dev's port
 REQUEST_TIMEOUT = 30  # seconds a local request may take before the server gives up
+MAX_BODY = 1 << 20  # bytes of a request body read; Workers' own limit is far higher
 # A Host header as browsers and curl send it; anything else is answered as if it named the
 # address we listen on (workerd, too, only ever hands the Worker a parsed URL).
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
@@ -105,8 +106,11 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
         def _serve(self) -> None:
             started = time.perf_counter()
             length = int(self.headers.get("content-length") or 0)
-            if length:
-                self.rfile.read(min(length, 1 << 20))
+            payload = self.rfile.read(min(length, MAX_BODY)) if length else b""
+
+            async def body() -> bytes:
+                return payload
+
             host, port = cast(tuple[str, int], self.server.server_address)[:2]
             header = self.headers.get
             request = Request(
@@ -117,16 +121,17 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
                 dpop=", ".join(self.headers.get_all("dpop") or ()) or None,
                 origin=header("origin"),
                 access_control_request_method=header("access-control-request-method"),
+                body=body,
             )
-            status, body, headers = worker.answer(request)
-            data = body.encode()
+            status, text, headers = worker.answer(request)
+            data = text.encode()
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("content-length", str(len(data)))
+            if self.command != "HEAD":  # RFC 9110 §8.6: a HEAD's length would be the GET's
+                self.send_header("content-length", str(len(data)))
             self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            self.wfile.write(data)
             elapsed = (time.perf_counter() - started) * 1000
             print(f"{self.command} {urlsplit(self.path).path} {status} {elapsed:.1f}ms", flush=True)
 

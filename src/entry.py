@@ -55,6 +55,7 @@ class Default(WorkerEntrypoint):
                 dpop=_text(headers.get("dpop")),
                 origin=_text(headers.get("origin")),
                 access_control_request_method=_text(headers.get("access-control-request-method")),
+                body=request.bytes,  # read only by a handler that wants it
             ),
             ISOLATE,
             self.var,

@@ -68,9 +68,18 @@ async def test_a_preflight_from_an_allowed_origin_is_204_before_any_authenticati
 async def test_a_preflight_from_any_other_origin_is_403_without_cors_headers(
     call: Call, origin: str
 ) -> None:
-    reply = await call("/me", method="OPTIONS", origin=origin, preflight="GET")
+    with logged() as events:
+        reply = await call("/me", method="OPTIONS", origin=origin, preflight="GET")
     assert (reply.status, body(reply)) == (403, {"error": "cors_origin_not_allowed"})
     assert not [name for name in reply.headers if name.startswith("access-control-")]
+    assert events == [
+        {
+            "event": "request_rejected",
+            "status": 403,
+            "reason": "cors_origin_not_allowed",
+            "path": "/me",
+        }
+    ]
 
 
 @pytest.mark.usefixtures("cors")

@@ -123,8 +123,9 @@ def test_a_method_declared_twice_for_a_path_is_refused() -> None:
 
 
 async def create_report(request: Request, claims: Claims) -> Reply:
-    """The README's example: an async handler, as one that writes to storage would be."""
-    return json_reply({"created": True, "by": claims["sub"]}, 201)
+    """The README's example: an async handler that reads the JSON body it is sent."""
+    report = json.loads(await request.body() or b"{}")
+    return json_reply({"created": report.get("title"), "by": claims["sub"]}, 201)
 
 
 # The README's example, word for word: one entry and one handler.
@@ -136,9 +137,12 @@ WITH_WRITES = Routes(
 
 @pytest.fixture
 def write(isolate: Isolate, env: dict[str, object]) -> Call:
-    async def call(method: str, token: str | None = None) -> Reply:
+    async def call(method: str, token: str | None = None, payload: bytes = b"") -> Reply:
+        async def body() -> bytes:
+            return payload
+
         authorization = f"Bearer {token}" if token else None
-        request = Request(method, f"{WORKER}/reports", authorization)
+        request = Request(method, f"{WORKER}/reports", authorization, body=body)
         return await dispatch(WITH_WRITES, request, isolate, env.get)
 
     return call
@@ -147,8 +151,9 @@ def write(isolate: Isolate, env: dict[str, object]) -> Call:
 async def test_adding_a_protected_route_is_one_entry_and_one_handler(
     write: Call, issuer: FakeIssuer
 ) -> None:
-    created = await write("POST", issuer.mint(sub="writer", scope="write:reports"))
-    assert (created.status, body(created)) == (201, {"created": True, "by": "writer"})
+    token = issuer.mint(sub="writer", scope="write:reports")
+    created = await write("POST", token, b'{"title": "Q3"}')
+    assert (created.status, body(created)) == (201, {"created": "Q3", "by": "writer"})
     assert created.headers["cache-control"] == "no-store"
     readonly = await write("POST", issuer.mint(scope="read:reports"))
     assert readonly.status == 403
@@ -191,6 +196,7 @@ async def test_a_bug_in_a_handler_is_a_json_500_that_never_logs_the_token(
         table, Request("GET", f"{WORKER}/broken", f"Bearer {token}"), isolate, env.get
     )
     assert (reply.status, reply.body) == (500, '{"error":"internal_error"}')
+    assert reply.headers["cache-control"] == "no-store"
     err = capsys.readouterr().err
     events = [json.loads(line) for line in err.splitlines()]
     assert events == [{"event": "internal_error", "path": "/broken", "error": "KeyError"}]

@@ -29,12 +29,18 @@ NO_STORE = {"cache-control": "no-store"}
 METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
 WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
 READ_METHODS = ("GET", "HEAD")  # what the public routes and the metadata answer
+CORS_REFUSED = "cors_origin_not_allowed"  # the reason a refused preflight is logged with
 _PATH = re.compile(r"[^:/?#]+://[^/?#]*([^?#]*)")  # RFC 3986 §3: scheme://authority path
+
+
+async def no_body() -> bytes:
+    return b""
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What dispatch reads of a request: the entry copies exactly these from the runtime's."""
+    """What dispatch reads of a request: the entry copies exactly these from the runtime's.
+    A handler that wants the body awaits `request.body()` (read only then)."""
 
     method: str
     url: str  # the full URL, as the runtime has it (DPoP's htu, the metadata's origin)
@@ -42,6 +48,7 @@ class Request:
     dpop: str | None = None
     origin: str | None = None
     access_control_request_method: str | None = None
+    body: Callable[[], Awaitable[bytes]] = no_body
 
     @property
     def path(self) -> str:
@@ -115,7 +122,12 @@ async def dispatch(routes: Routes, request: Request, isolate: Isolate, var: Look
             if site.cors_misconfigured is not None:
                 return rejected(site.cors_misconfigured, None, request.url, path)
             if request.origin is not None and cors.origins:
-                return cors.preflight(request.origin, routes.methods)  # before any authentication
+                reply = cors.preflight(request.origin, routes.methods)  # before authentication
+                if reply.status == 403:
+                    log_event(
+                        "request_rejected", status=403, reason="cors_origin_not_allowed", path=path
+                    )
+                return reply
         reply = await _answer(routes, request, path, site)
     except Exception as error:
         reply = _internal_error(path, error)
@@ -172,9 +184,9 @@ def _metadata(routes: Routes, request: Request, path: str, site: Site) -> Reply 
 
 
 def _internal_error(path: str, error: Exception) -> Reply:
-    """A bug: answer JSON, log its type, never the token."""
+    """A bug: answer JSON, log its type, never the token; never kept by a cache."""
     log_event("internal_error", path=path, error=type(error).__name__)
-    return json_reply({"error": "internal_error"}, 500)
+    return json_reply({"error": "internal_error"}, 500, NO_STORE)
 
 
 def _method(found: tuple[Route, ...], method: str) -> Route | None:

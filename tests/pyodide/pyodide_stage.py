@@ -7,7 +7,7 @@ offline, with the exact workers-runtime-sdk and PyJWT that requirements-dev.lock
 from the venv, and tests/pyodide/run.mjs calls `Default.fetch` the way workerd does: real JS
 Request, Headers and Response, and real JS fetch to the fake issuer on loopback. Each reply
 must equal, status, headers, body and log lines, what the CPython core answers to the same
-request (`authpi_worker.app.handle`).
+request (`authpi_worker.dispatch` with src/app.py's routes).
 
 Limit: cryptography has no Pyodide build offline, so nothing here verifies a signature. The
 tests named `..._needs_cryptography` assert up to that step: the JWKS is fetched through JS
