@@ -58,8 +58,7 @@ def load_settings(get: Lookup) -> Settings:
     audiences = tuple(_LIST.split(_required(get, AUDIENCE_VAR)))
     resource = _optional(get, RESOURCE_VAR)
     if resource is not None:
-        parts = _check_url(resource, RESOURCE_VAR)
-        if parts.fragment or parts.query or "#" in resource or "?" in resource:
+        if _has_query_or_fragment(resource, _check_url(resource, RESOURCE_VAR)):
             raise ServerMisconfigured(RESOURCE_VAR, "must have no query or fragment (RFC 9728)")
     else:
         resource = next((a for a in audiences[:1] if _is_resource_url(a)), None)
@@ -79,29 +78,36 @@ def load_cors_origins(get: Lookup) -> frozenset[str]:
     return frozenset(_origin(entry) for entry in entries)
 
 
-def _origin(entry: str) -> str:
-    """An exact origin, serialized as browsers send it: lower-case, default port left out."""
-    problem = "must list origins like https://app.example.com (scheme, host, port; no path)"
+def normalized_origin(url: str) -> tuple[str, SplitResult] | None:
+    """The origin of an absolute http(s) URL as browsers serialize it (RFC 3986 §6.2.2-6.2.3:
+    scheme and host in lower case, the default port left out), with the URL's parts; None for
+    anything else, user info included."""
     try:
-        parts = urlsplit(entry)
+        parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise ServerMisconfigured(CORS_VAR, problem) from None
-    if (
-        parts.scheme.lower() not in _DEFAULT_PORTS
-        or not host
-        or parts.path
-        or parts.query
-        or parts.fragment
-        or "@" in parts.netloc
-        or "#" in entry
-        or "?" in entry
-    ):
-        raise ServerMisconfigured(CORS_VAR, problem)
+        return None
     scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
+        return None
     host = f"[{host}]" if ":" in host else host
     suffix = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
-    return f"{scheme}://{host}{suffix}"
+    return f"{scheme}://{host}{suffix}", parts
+
+
+def _origin(entry: str) -> str:
+    """An exact origin, serialized as browsers send it: lower-case, default port left out."""
+    found = normalized_origin(entry)
+    if found is None or found[1].path or _has_query_or_fragment(entry, found[1]):
+        raise ServerMisconfigured(
+            CORS_VAR, "must list origins like https://app.example.com (scheme, host, port; no path)"
+        )
+    return found[0]
+
+
+def _has_query_or_fragment(url: str, parts: SplitResult) -> bool:
+    """Even an empty one (`https://a.example/?`), which urlsplit does not report."""
+    return bool(parts.query or parts.fragment) or "?" in url or "#" in url
 
 
 def _check_url(value: str, name: str) -> SplitResult:
@@ -124,7 +130,7 @@ def _is_resource_url(audience: str) -> bool:
         parts = _check_url(audience, AUDIENCE_VAR)
     except ServerMisconfigured:
         return False
-    return not (parts.fragment or parts.query or "#" in audience or "?" in audience)
+    return not _has_query_or_fragment(audience, parts)
 
 
 def _required(get: Lookup, name: str) -> str:

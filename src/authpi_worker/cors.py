@@ -17,6 +17,7 @@ CORS_MAX_AGE = 600  # seconds a browser may reuse a preflight: 10 min, so a conf
 ALLOW_HEADERS = "authorization, dpop"  # what a client adds: its token, and its DPoP proof
 # A browser app must be able to read a challenge, a backoff and a DPoP nonce.
 EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, DPoP-Nonce"
+CORS_REFUSED = "cors_origin_not_allowed"  # a refused preflight's error, and its log reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class Cors:
         403 for an origin not allowed."""
         allow = self.allowed(origin)
         if allow is None:
-            return json_reply({"error": "cors_origin_not_allowed"}, 403, {"vary": "Origin"})
+            return json_reply({"error": CORS_REFUSED}, 403, {"vary": "Origin"})
         headers = {
             "access-control-allow-origin": allow,
             "access-control-allow-methods": methods,

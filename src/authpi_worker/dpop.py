@@ -18,8 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
+from authpi_worker.config import normalized_origin
 from authpi_worker.errors import InvalidDpopProof, InvalidToken
 from authpi_worker.keys import Key, parse_jwk, thumbprint
 from authpi_worker.tokens import (
@@ -48,7 +48,6 @@ PROOF_KEY_CACHE_SIZE = 256
 _ALLOWED = frozenset(DPOP_ALGORITHMS)
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,18 +168,11 @@ def normalized_url(url: str) -> str | None:
     §6.2.2-6.2.3 normalisation (scheme and host in lower case, no default port, percent-
     encodings in upper case, unreserved characters decoded, an empty path as /). None when
     it is no absolute http(s) URL."""
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
+    found = normalized_origin(url)
+    if found is None:
         return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
-        return None
-    host = f"[{host}]" if ":" in host else host
-    suffix = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
-    path = _PERCENT.sub(_percent, parts.path) or "/"
-    return f"{scheme}://{host}{suffix}{path}"
+    origin, parts = found
+    return origin + (_PERCENT.sub(_percent, parts.path) or "/")
 
 
 def _percent(match: re.Match[str]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from authpi_worker.auth import Claims, Isolate, Site, rejected
 from authpi_worker.config import Lookup
+from authpi_worker.cors import CORS_REFUSED
 from authpi_worker.errors import Denied, ServerMisconfigured
 from authpi_worker.logs import log_event
 from authpi_worker.metadata import (
@@ -29,7 +30,6 @@ NO_STORE = {"cache-control": "no-store"}
 METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
 WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
 READ_METHODS = ("GET", "HEAD")  # what the public routes and the metadata answer
-CORS_REFUSED = "cors_origin_not_allowed"  # the reason a refused preflight is logged with
 _PATH = re.compile(r"[^:/?#]+://[^/?#]*([^?#]*)")  # RFC 3986 §3: scheme://authority path
 
 
@@ -123,10 +123,8 @@ async def dispatch(routes: Routes, request: Request, isolate: Isolate, var: Look
                 return rejected(site.cors_misconfigured, None, request.url, path)
             if request.origin is not None and cors.origins:
                 reply = cors.preflight(request.origin, routes.methods)  # before authentication
-                if reply.status == 403:
-                    log_event(
-                        "request_rejected", status=403, reason="cors_origin_not_allowed", path=path
-                    )
+                if reply.status == 403:  # an origin not allowed: refused, so logged like the rest
+                    log_event("request_rejected", status=403, reason=CORS_REFUSED, path=path)
                 return reply
         reply = await _answer(routes, request, path, site)
     except Exception as error:
