@@ -70,10 +70,10 @@ test-browser: check-chromium install
 	CHROMIUM="$(CHROMIUM)" NODE=$(NODE) $(VENV)/bin/pytest tests/browser/browser_stage.py
 
 demo: install
-	$(PY) -m scripts.demo
+	PYTHONPATH=src $(PY) -m scripts.demo
 
 dev: install
-	$(PY) -m scripts.demo --dev
+	PYTHONPATH=src $(PY) -m scripts.demo --dev
 
 bench: install
 	NODE=$(NODE) PYTHONPATH=src $(PY) -m scripts.bench

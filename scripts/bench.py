@@ -44,15 +44,15 @@ from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.jwks import COOLDOWN, Fetched
 from authpi_worker.keys import parse_jwk, thumbprint
+from authpi_worker.testing.dpop import jkt, proof, public_jwk
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import AUDIENCE, header, mint, unb64url
 from scripts import bench_pyodide
 from scripts.bench_child import BenchError, NodeChild, Timing
 from scripts.bench_pyodide import PyodideBench
 from tests.pyodide import host
-from tests.support.dpop import jkt, proof, public_jwk
-from tests.support.keys import SigningKey, make_key
 from tests.support.logs import logged
 from tests.support.node import NoNode
-from tests.support.tokens import AUDIENCE, header, mint, unb64url
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "bench" / "results.json"

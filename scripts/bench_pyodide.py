@@ -17,9 +17,9 @@ from typing import Any
 
 from authpi_worker import Isolate
 from authpi_worker.config import AUDIENCE_VAR, CORS_VAR, ISSUER_VAR
+from authpi_worker.testing.tokens import AUDIENCE
 from scripts.bench_child import BenchError, NodeChild, Timing
 from tests.pyodide import host
-from tests.support.tokens import AUDIENCE
 
 SCRIPT = host.PROJECT / "bench" / "pyodide-bench.mjs"
 PROBES = host.HERE / "bench_probes.py"

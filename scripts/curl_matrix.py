@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from app import REPORTS_SCOPE
+from authpi_worker.testing.dpop import proof
+from authpi_worker.testing.keys import SigningKey
+from authpi_worker.testing.tokens import edit_signature, payload_of, with_payload
 from scripts.get_token import TokenError, request_token
+from scripts.keyfiles import load_or_make_key
 from tests.support.challenges import Challenge, parse_challenges
-from tests.support.dpop import load_or_make_key, proof
-from tests.support.keys import SigningKey
-from tests.support.tokens import edit_signature, payload_of, with_payload
 
 UNKNOWN_PATH = "/no-such-route"
 METADATA_PATH = "/.well-known/oauth-protected-resource"  # RFC 9728 §3

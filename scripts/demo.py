@@ -31,10 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from authpi_worker.testing.tokens import AUDIENCE
 from scripts.local_issuer import DEFAULT_PORT as ISSUER_PORT
 from scripts.local_issuer import KEYS_DIR
 from tests.support.issuer import TOKEN_LIFETIME, default_clients
-from tests.support.tokens import AUDIENCE
 
 PROJECT = Path(__file__).resolve().parent.parent
 SCRIPTS = PROJECT / "scripts"
@@ -43,7 +43,7 @@ READY_TIMEOUT = 120.0  # seconds; a fresh clone's scripts/serve may install .ven
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 40  # lines of each server's output kept to explain a failure
 SCOPED, UNSCOPED = "demo-reports", "demo-basic"  # tests.support.issuer.default_clients()
-# The Worker's variables (authpi_worker.config; not imported: `make demo` runs without src/).
+# The Worker's variables (as authpi_worker.config names them).
 ISSUER_VAR, AUDIENCE_VAR, CORS_VAR = "AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE", "CORS_ALLOWED_ORIGINS"
 # The demo's Worker takes these at their defaults, not from a developer's .dev.vars.
 OTHER_VARS = ("AUTHPI_DPOP", "AUTHPI_RESOURCE", "AUTHPI_CLOCK_TOLERANCE")

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.support.dpop import load_or_make_key, proof
+from authpi_worker.testing.dpop import proof
+from scripts.keyfiles import load_or_make_key
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:

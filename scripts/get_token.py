@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tests.support.dpop import load_or_make_key, proof
-from tests.support.keys import SigningKey
+from authpi_worker.testing.dpop import proof
+from authpi_worker.testing.keys import SigningKey
+from scripts.keyfiles import load_or_make_key
 
 TIMEOUT = 15.0  # seconds for the whole token request
 

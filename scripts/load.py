@@ -41,10 +41,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authpi_worker.jwks import COOLDOWN, JWKS_MAX_AGE
-from tests.support.issuer import FakeIssuer, running
-from tests.support.keys import make_key
-from tests.support.logs import logged
-from tests.support.tokens import (
+from authpi_worker.testing.keys import make_key
+from authpi_worker.testing.tokens import (
     AUDIENCE,
     claims,
     edit_signature,
@@ -53,6 +51,8 @@ from tests.support.tokens import (
     sign,
     with_payload,
 )
+from tests.support.issuer import FakeIssuer, running
+from tests.support.logs import logged
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import AUDIENCE, payload_of
+from scripts.keyfiles import load_keys, save_keys
 from tests.support.issuer import TOKEN_LIFETIME, Client, FakeIssuer, default_clients
-from tests.support.keys import SigningKey, load_keys, make_key, save_keys
-from tests.support.tokens import AUDIENCE, payload_of
 
 PROJECT = Path(__file__).resolve().parent.parent
 KEYS_DIR = PROJECT / ".local" / "issuer"
@@ -42,7 +43,7 @@ SIGNING_ALG = "ES256"  # what AuthPI signs with
 # A retired key must outlive every token it signed: the grace is the tokens' lifetime.
 DEFAULT_GRACE = TOKEN_LIFETIME
 RETIRING = "retiring.json"  # {kid: unix time when it stops being published}
-INDEX = "keys.json"  # written by tests.support.keys.save_keys
+INDEX = "keys.json"  # written by authpi_worker.testing.keys.save_keys
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from app import ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.auth import Verifier
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, Settings
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import AUDIENCE
 from scripts.local_worker import httpx_fetcher
 from tests.support.issuer import FakeIssuer, running
-from tests.support.keys import SigningKey, make_key
-from tests.support.tokens import AUDIENCE
 
 
 class Clock:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from authpi_worker.testing.tokens import edit_signature, payload_of, with_payload
 from tests.conftest import Call, body
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
-from tests.support.tokens import edit_signature, payload_of, with_payload
 
 
 async def test_root_is_public(call: Call) -> None:

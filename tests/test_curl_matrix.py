@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from authpi_worker.testing.dpop import jkt
 from scripts.curl_matrix import Response, _last_header_block, describe, main, render, rows, run
 from scripts.curl_matrix import use_colour as colour_for
+from scripts.keyfiles import load_or_make_key
 from scripts.local_worker import LocalWorker, make_server
-from tests.support.dpop import jkt, load_or_make_key
 from tests.support.issuer import FakeIssuer, default_clients
 
 ANSI = re.compile(r"\x1b\[")

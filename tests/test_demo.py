@@ -20,7 +20,7 @@ URLS = re.compile(r"^(?:fake AuthPI issuer|worker)\s+(http://\S+)", re.MULTILINE
 
 
 def demo(*args: str) -> list[str]:
-    """What `make demo` runs once .venv is installed."""
+    """What `make demo` runs once .venv is installed (with PYTHONPATH=src)."""
     return [sys.executable, "-m", "scripts.demo", *args]
 
 
@@ -29,7 +29,7 @@ def environment(marker: Path) -> dict[str, str]:
     so that a process left behind is found by its environment."""
     drop = {"AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE", "DEMO_AUDIENCE", "TOKEN", "TOKEN_NO_SCOPE"}
     kept = {k: v for k, v in os.environ.items() if k not in drop}
-    return {**kept, "DEMO_TEST_MARKER": str(marker)}
+    return {**kept, "DEMO_TEST_MARKER": str(marker), "PYTHONPATH": str(PROJECT / "src")}
 
 
 def refused(url: str) -> bool:

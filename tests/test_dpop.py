@@ -18,13 +18,13 @@ from authpi_worker.dpop import (
     normalized_url,
 )
 from authpi_worker.keys import parse_jwk, thumbprint
+from authpi_worker.testing.dpop import jkt, proof, proof_claims, proof_header, public_jwk
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import b64url, edit_signature, encode_part, header, sign
+from authpi_worker.testing.tokens import claims as token_claims
 from tests.conftest import WORKER, Call, Clock, body
-from tests.support.dpop import jkt, proof, proof_claims, proof_header, public_jwk
 from tests.support.issuer import FakeIssuer
-from tests.support.keys import SigningKey, make_key
 from tests.support.logs import logged
-from tests.support.tokens import b64url, edit_signature, encode_part, header, sign
-from tests.support.tokens import claims as token_claims
 
 ME = f"{WORKER}/me"
 ALGS = 'algs="ES256 Ed25519 EdDSA RS256"'

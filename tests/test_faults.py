@@ -20,11 +20,11 @@ from authpi_worker.auth import Verifier
 from authpi_worker.jwks import COOLDOWN, JWKS_MAX_AGE, RETRY_AFTER, STALE_IF_ERROR
 from authpi_worker.keys import MAX_JWKS_BYTES
 from authpi_worker.responses import Reply
+from authpi_worker.testing.keys import SigningKey
+from authpi_worker.testing.tokens import edit_signature
 from tests.conftest import Call, Clock, body
 from tests.support.issuer import FakeIssuer, Faults
-from tests.support.keys import SigningKey
 from tests.support.logs import logged
-from tests.support.tokens import edit_signature
 
 FAST_TIMEOUT = 0.6  # seconds: the fetch timeout during these tests (a healthy local fetch
 # takes milliseconds, but a loaded 2-core CI machine has been seen to need more than 0.3 s)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from authpi_worker.testing.tokens import payload_of
 from scripts.get_token import main
 from tests.support.issuer import FakeIssuer, running
-from tests.support.tokens import payload_of
 
 PROJECT = Path(__file__).resolve().parent.parent
 

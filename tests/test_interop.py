@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from app import REPORTS_SCOPE
+from authpi_worker.testing.tokens import AUDIENCE, header_of
 from tests.support.challenges import find_challenge
 from tests.support.interop import (
     InteropError,
@@ -27,7 +28,6 @@ from tests.support.interop import (
     start_servers,
 )
 from tests.support.node import NoNode
-from tests.support.tokens import AUDIENCE, header_of
 
 TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519")  # oidc-provider signs an Ed25519 key under both names
 MODES = {"allowed": None, "required": "required", "disabled": "disabled"}  # allowed: the default

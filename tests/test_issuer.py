@@ -12,8 +12,8 @@ import httpx
 import pytest
 from jwt.algorithms import ECAlgorithm
 
+from authpi_worker.testing.tokens import AUDIENCE, header_of, payload_of, unb64url
 from tests.support.issuer import FakeIssuer, running
-from tests.support.tokens import AUDIENCE, header_of, payload_of, unb64url
 
 SCOPED = ("demo-reports", "demo-reports-secret")  # allowed read:reports
 BASIC = ("demo-basic", "demo-basic-secret")  # allowed read:profile only

@@ -20,10 +20,10 @@ from authpi_worker.jwks import (
     Fetched,
     max_age,
 )
+from authpi_worker.testing.keys import SigningKey, make_key
 from scripts.local_worker import httpx_fetcher
 from tests.conftest import Call, Clock
 from tests.support.issuer import FakeIssuer
-from tests.support.keys import SigningKey, make_key
 from tests.support.logs import logged
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from authpi_worker.keys import MAX_JWKS_BYTES, MAX_KEYS, InvalidKeySet, parse_jwk, parse_jwks
-from tests.support.keys import SigningKey, make_key
+from authpi_worker.testing.keys import SigningKey, make_key
 
 Keys = dict[str, SigningKey]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from authpi_worker.testing.tokens import header_of, payload_of
 from scripts.local_issuer import KeyStore, LocalIssuer, load_clients, main
 from tests.conftest import Clock
 from tests.support.issuer import FakeIssuer
-from tests.support.tokens import header_of, payload_of
 
 PROJECT = Path(__file__).resolve().parent.parent
 

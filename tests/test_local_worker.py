@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from authpi_worker.testing.dpop import jkt, proof
+from authpi_worker.testing.keys import make_key
 from scripts.local_worker import load_vars, parse_dev_vars, request_url
-from tests.support.dpop import jkt, proof
 from tests.support.issuer import FakeIssuer
-from tests.support.keys import make_key
 
 PROJECT = Path(__file__).resolve().parent.parent
 WRANGLER = """{

@@ -28,10 +28,10 @@ from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Fetched
 from authpi_worker.keys import MAX_KEYS
 from authpi_worker.responses import DPOP_ALGS
-from tests.support.keys import SigningKey, make_key
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import AUDIENCE, b64url, edit_signature, sign
+from authpi_worker.testing.tokens import header as token_header
 from tests.support.logs import logged
-from tests.support.tokens import AUDIENCE, b64url, edit_signature, sign
-from tests.support.tokens import header as token_header
 
 ISSUER = "https://idp.example.test/iss_props"
 ENV = {ISSUER_VAR: ISSUER, AUDIENCE_VAR: AUDIENCE}

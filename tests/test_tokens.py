@@ -11,11 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from authpi_worker.tokens import MAX_TOKEN_BYTES, credentials, parse
-from tests.conftest import Call, body
-from tests.support.issuer import FakeIssuer
-from tests.support.keys import SigningKey, make_key
-from tests.support.tokens import (
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import (
     b64url,
     claims,
     edit_signature,
@@ -25,6 +22,9 @@ from tests.support.tokens import (
     unb64url,
     with_payload,
 )
+from authpi_worker.tokens import MAX_TOKEN_BYTES, credentials, parse
+from tests.conftest import Call, body
+from tests.support.issuer import FakeIssuer
 
 Keys = dict[str, SigningKey]
 Forge = Callable[[FakeIssuer, Keys], str]

@@ -33,10 +33,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from authpi_worker.testing.tokens import AUDIENCE
 from tests.support.child import JsonLinesChild
 from tests.support.issuer import FakeIssuer, running
 from tests.support.node import NoNode, find_node, package_versions
-from tests.support.tokens import AUDIENCE
 
 PROJECT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -31,6 +31,9 @@ import pytest
 import authpi_worker.jwks
 from authpi_worker import Isolate
 from authpi_worker.keys import parse_jwks
+from authpi_worker.testing.dpop import jkt, proof, proof_header
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import AUDIENCE, claims, header, sign
 from scripts.local_worker import httpx_fetcher
 from tests.pyodide import host
 from tests.pyodide.host import (
@@ -43,11 +46,8 @@ from tests.pyodide.host import (
     wrangler_config,
 )
 from tests.support.child import JsonLinesChild
-from tests.support.dpop import jkt, proof, proof_header
 from tests.support.issuer import FakeIssuer
-from tests.support.keys import SigningKey, make_key
 from tests.support.node import NoNode
-from tests.support.tokens import AUDIENCE, claims, header, sign
 
 HARNESS = Path(__file__).with_name("run.mjs")
 PROBES = Path(__file__).with_name("probes.py")  # the stage's own Python inside Pyodide

@@ -20,9 +20,9 @@ from urllib.parse import parse_qs
 
 import jwt
 
-from tests.support.dpop import PROOF_TYPE, jkt
-from tests.support.keys import SigningKey, make_key
-from tests.support.tokens import AUDIENCE, header_of, mint
+from authpi_worker.testing.dpop import PROOF_TYPE, jkt
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import AUDIENCE, header_of, mint
 
 TOKEN_LIFETIME = 300  # seconds, like a short-lived M2M access token
 PROOF_WINDOW = 300  # seconds a DPoP proof to the token endpoint may be old (RFC 9449 §11.1)
@@ -84,7 +84,7 @@ class FakeIssuer:
         return {"keys": [k.jwk() for k in self.keys] + self.extra_jwks}
 
     def mint(self, key: SigningKey | None = None, **overrides: Any) -> str:
-        """A valid access token from this issuer (see tests.support.tokens.mint)."""
+        """A valid access token from this issuer (see authpi_worker.testing.tokens.mint)."""
         return mint(key or self.signer, self.url, self.audience, **overrides)
 
     def rotate(self, alg: str = "ES256") -> SigningKey:

@@ -1,4 +1,5 @@
-"""The one token factory: every test and script mints and forges tokens here."""
+"""The one token factory: every test (ours and our users') and script mints and forges
+tokens here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from jwt.algorithms import get_default_algorithms
 
-from tests.support.keys import SigningKey
+from authpi_worker.testing.keys import SigningKey
 
 ISSUER = "http://127.0.0.1/issuer"  # replaced by the fake issuer's real URL in tests
 AUDIENCE = "https://api.example.com"

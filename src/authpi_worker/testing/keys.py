@@ -1,11 +1,9 @@
-"""Signing keys made at test time, with their public JWKs. Never written to the repo."""
+"""Signing keys made at test time, with their public JWKs: never written to the repo."""
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -58,32 +56,3 @@ def make_key(alg: str, kid: str | None = None, *, bits: int = 2048, curve: str =
     else:
         private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     return SigningKey(alg, kid or f"{alg.lower()}-{secrets.token_hex(4)}", private)
-
-
-def save_keys(keys: list[SigningKey], directory: Path) -> None:
-    """Persist keys (PEM) and their metadata, e.g. for the local issuer across restarts."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    index = []
-    for key in keys:
-        (directory / f"{key.kid}.pem").write_bytes(key.pem())
-        index.append({"kid": key.kid, "alg": key.alg})
-    # The index last, and atomically: a reader (the running local issuer) never sees half of it.
-    staging = directory / "keys.json.tmp"
-    staging.write_text(json.dumps(index, indent=2))
-    staging.replace(directory / "keys.json")
-
-
-def load_keys(directory: Path) -> list[SigningKey]:
-    index_file = directory / "keys.json"
-    if not index_file.exists():
-        return []
-    keys = []
-    for entry in json.loads(index_file.read_text()):
-        pem = (directory / f"{entry['kid']}.pem").read_bytes()
-        private = serialization.load_pem_private_key(pem, password=None)
-        assert isinstance(
-            private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
-        )
-        keys.append(SigningKey(entry["alg"], entry["kid"], private))
-    return keys

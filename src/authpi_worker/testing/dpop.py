@@ -1,4 +1,4 @@
-"""DPoP proofs (RFC 9449) as a client makes them: for tests, and for scripts/dpop-proof and
+"""DPoP proofs (RFC 9449) as a client makes them: for tests, scripts/dpop-proof and
 scripts/get-token --dpop. Beside the token factory; hostile proofs are made by overrides."""
 
 from __future__ import annotations
@@ -7,14 +7,10 @@ import hashlib
 import json
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-from tests.support.keys import SigningKey, make_key
-from tests.support.tokens import b64url, sign
+from authpi_worker.testing.keys import SigningKey
+from authpi_worker.testing.tokens import b64url, sign
 
 PROOF_TYPE = "dpop+jwt"
 # RFC 7638 §3.2 (RFC 8037 §2 for OKP): the members a thumbprint hashes, written out here
@@ -78,23 +74,3 @@ def proof(
     header = head if head is not None else proof_header(key, alg)
     sign_alg = "EdDSA" if (alg or key.alg) == "Ed25519" else (alg or key.alg)
     return sign(key, header, proof_claims(method, url, token, **claim_overrides), alg=sign_alg)
-
-
-def load_or_make_key(path: Path, alg: str = "ES256") -> SigningKey:
-    """A client's DPoP key in a PEM file (PKCS #8), made (mode 0600) if it does not exist."""
-    if path.exists():
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if isinstance(private, ec.EllipticCurvePrivateKey):
-            found = "ES256"
-        elif isinstance(private, ed25519.Ed25519PrivateKey):
-            found = "EdDSA"
-        elif isinstance(private, rsa.RSAPrivateKey):
-            found = "RS256"
-        else:
-            raise ValueError(f"{path}: not an ES256, Ed25519 or RS256 private key")
-        return SigningKey(found, f"dpop-{path.stem}", private)
-    key = make_key(alg, f"dpop-{path.stem}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(key.pem())
-    return key

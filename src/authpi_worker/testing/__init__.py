@@ -1,0 +1,40 @@
+"""Testing helpers for APIs protected by authpi_worker: signing keys, AuthPI-shaped access
+tokens (valid, or made hostile by overrides) and DPoP proofs, all made in-process.
+
+Never imported by the verifier itself; it needs cryptography and PyJWT, which the verifier
+requires anyway.
+"""
+
+from authpi_worker.testing.dpop import ath, jkt, proof, proof_claims, proof_header, public_jwk
+from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import (
+    AUDIENCE,
+    claims,
+    edit_signature,
+    header,
+    header_of,
+    mint,
+    payload_of,
+    sign,
+    with_payload,
+)
+
+__all__ = [
+    "AUDIENCE",
+    "SigningKey",
+    "ath",
+    "claims",
+    "edit_signature",
+    "header",
+    "header_of",
+    "jkt",
+    "make_key",
+    "mint",
+    "payload_of",
+    "proof",
+    "proof_claims",
+    "proof_header",
+    "public_jwk",
+    "sign",
+    "with_payload",
+]
