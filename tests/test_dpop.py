@@ -62,7 +62,7 @@ async def test_a_valid_proof_for_each_algorithm_is_200(
     key = make_key(alg)
     token = issuer.mint(cnf={"jkt": jkt(key)})
     reply, rejected = await dpop_call(call, token, proof(key, "GET", ME, token, alg=header_alg))
-    assert (reply.status, body(reply)["sub"], rejected) == (200, "client_demo", [])
+    assert (reply.status, body(reply)["sub"], rejected) == (200, "c_demo", [])
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,7 @@ async def test_no_cached_keys_is_503_with_retry_after_then_recovers(
     heal(issuer)
     clock.advance(RETRY_AFTER)
     reply = await call("/me", token(issuer, clock))
-    assert (reply.status, body(reply)["sub"]) == (200, "client_demo")
+    assert (reply.status, body(reply)["sub"]) == (200, "c_demo")
     assert issuer.jwks_hits == 3
     assert verifier.keys.fresh(clock.now)
     assert (await call("/reports", token(issuer, clock))).status == 200

@@ -50,7 +50,9 @@ async def fetch(url: str, edge_ttl: int | None) -> Fetched:
 
 
 async def me(isolate: Isolate, authorization: str | None) -> Claims | Reply:
-    return await isolate.authenticate(VARS.get, authorization, url="https://x.example/me")
+    return await isolate.authenticate(
+        VARS.get, authorization, method="GET", url="https://x.example/me"
+    )
 
 
 reply = asyncio.run(me(Isolate(fetch), None))

@@ -5,25 +5,31 @@ needs:
 
 - `Isolate(fetch)`: what one isolate keeps between requests (key set, verified tokens, DPoP
   replay cache). Make one at module level; `fetch(url, edge_ttl)` returns a `Fetched`.
-- `await isolate.authenticate(var, authorization, method=, url=, dpop=, scope=)`: the token's
-  claims, or a ready refusal `Reply` (status, JSON body, headers with the challenge).
+- `await isolate.authenticate(var, authorization, method=, url=, dpop=, scope=, requirement=,
+  params=)`: the token's claims, or a ready refusal `Reply` (status, JSON body, challenge).
+- `requirement(scope, any_scopes=, all_scopes=, org=(param, permission), callers=)`: what a
+  route needs of a valid token, in AuthPI's model (authpi_worker.authorization).
 - `Routes(Route(...), ...)` and `await dispatch(routes, Request(...), isolate, var)`: the
   whole request, with CORS, RFC 9728 metadata, 401/403/404/405 and cache headers.
 """
 
 from authpi_worker.auth import Claims, Isolate
+from authpi_worker.authorization import CallerKind, Requirement, requirement
 from authpi_worker.jwks import Fetched
 from authpi_worker.responses import Reply, json_reply
 from authpi_worker.routes import Request, Route, Routes, dispatch
 
 __all__ = [
+    "CallerKind",
     "Claims",
     "Fetched",
     "Isolate",
     "Reply",
     "Request",
+    "Requirement",
     "Route",
     "Routes",
     "dispatch",
     "json_reply",
+    "requirement",
 ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from authpi_worker.authorization import Requirement
 from authpi_worker.config import (
     VARS,
     Lookup,
@@ -20,7 +21,6 @@ from authpi_worker.cors import Cors
 from authpi_worker.dpop import ProofChecker
 from authpi_worker.errors import (
     Denied,
-    InsufficientScope,
     InvalidToken,
     MissingToken,
     Scheme,
@@ -37,7 +37,6 @@ from authpi_worker.tokens import (
     check_claims,
     confirmation,
     credentials,
-    has_scope,
     parse,
     verify_signature,
 )
@@ -62,12 +61,13 @@ class Caller:
     claims: Claims
     scheme: Scheme
 
-    def require(self, scope: str) -> None:
-        """Authenticated is not authorized: 403 unless the token carries scope."""
-        if not has_scope(self.claims, scope):
-            denied = InsufficientScope(scope)
-            denied.scheme = self.scheme
-            raise denied
+    def require(self, requirement: Requirement, params: Mapping[str, str] | None = None) -> None:
+        """Authenticated is not authorized: 403 unless the token meets the requirement."""
+        try:
+            requirement.check(self.claims, params)
+        except Denied as denied:
+            denied.scheme = self.scheme  # the challenge answers in the scheme used
+            raise
 
 
 class Verifier:
@@ -88,8 +88,8 @@ class Verifier:
         self,
         authorization: str | None,
         *,
-        method: str = "GET",
-        url: str = "",
+        method: str,
+        url: str,
         dpop: str | None = None,
     ) -> Caller:
         """The caller of a valid token (with a valid proof when DPoP-bound), or a Denied
@@ -213,21 +213,26 @@ class Isolate:
         var: Lookup,
         authorization: str | None,
         *,
-        method: str = "GET",
-        url: str = "",
+        method: str,
+        url: str,
         dpop: str | None = None,
         scope: str | None = None,
+        requirement: Requirement | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> Claims | Reply:
         """The one call an existing Worker needs: the claims of a valid token (with a valid
-        DPoP proof when the token is bound to one, and `scope` when given), or the ready
-        refusal (401, 403, 500 or 503, with its challenge, the reason logged). `url` is the
-        request's full URL: DPoP proofs name it, and 401s point to its metadata."""
+        DPoP proof when the token is bound to one, `scope` when given, and what `requirement`
+        asks, with `params` naming the organization), or the ready refusal (401, 403, 500 or
+        503, with its challenge, the reason logged). `method` and `url` are the request's own,
+        the URL in full: DPoP proofs name both, and 401s point to the URL's metadata."""
         verifier: Verifier | None = None
         try:
             verifier = self.verifier(var)
             caller = await verifier.authenticate(authorization, method=method, url=url, dpop=dpop)
             if scope is not None:
-                caller.require(scope)
+                caller.require(Requirement(scope))
+            if requirement is not None:
+                caller.require(requirement, params)
             return caller.claims
         except Denied as denied:
             return rejected(denied, verifier, url, urlsplit(url).path)

@@ -40,10 +40,12 @@ class InvalidDpopProof(Denied):
 
 
 class InsufficientScope(Denied):
-    """`error="insufficient_scope"`: a valid token without the scope the route needs."""
+    """`error="insufficient_scope"`: a valid token that may not do this. `scope` is the token
+    scope(s) missing, for the challenge's `scope=`; None when what is missing is no token scope
+    (an organization permission, a caller kind)."""
 
-    def __init__(self, scope: str) -> None:
-        super().__init__("insufficient_scope", f"requires {scope}")
+    def __init__(self, scope: str | None, description: str | None = None) -> None:
+        super().__init__("insufficient_scope", description or f"requires {scope}")
         self.scope = scope
 
 

@@ -79,9 +79,9 @@ def refusal(denied: Denied, challenge: Challenge = Challenge()) -> Reply:
         header = challenge.header(scheme, error=error, error_description=denied.description)
         return json_reply({"error": "unauthorized"}, 401, {"www-authenticate": header})
     if isinstance(denied, InsufficientScope):
-        header = challenge.header(
-            denied.scheme, algs=False, error="insufficient_scope", scope=denied.scope
-        )
+        # A missing token scope is named by scope= (RFC 6750 §3); anything else, described.
+        why = {"scope": denied.scope} if denied.scope else {"error_description": denied.description}
+        header = challenge.header(denied.scheme, algs=False, error="insufficient_scope", **why)
         return json_reply({"error": "insufficient_scope"}, 403, {"www-authenticate": header})
     if isinstance(denied, JwksUnavailable):
         headers = {"retry-after": str(denied.retry_after)}

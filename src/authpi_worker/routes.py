@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from authpi_worker.auth import Claims, Isolate, Site, rejected
+from authpi_worker.authorization import Requirement
 from authpi_worker.config import Lookup
 from authpi_worker.cors import CORS_REFUSED
 from authpi_worker.errors import Denied, ServerMisconfigured
@@ -158,7 +159,7 @@ async def _answer(routes: Routes, request: Request, path: str, site: Site) -> Re
             reply = _not_allowed(routes.allow(path))
         else:
             if route.scope is not None:
-                caller.require(route.scope)
+                caller.require(Requirement(route.scope))
             reply = await _call(route, request, caller.claims)
     except Denied as denied:
         reply = rejected(denied, verifier, request.url, path)

@@ -204,12 +204,6 @@ def _for_us(aud: object, ours: tuple[str, ...]) -> bool:
     return isinstance(aud, list) and any(isinstance(name, str) and name in ours for name in aud)
 
 
-def has_scope(claims: Mapping[str, Any], scope: str) -> bool:
-    """An exact member of the space-delimited `scope` string; a non-string means no scopes."""
-    granted = claims.get("scope")
-    return isinstance(granted, str) and scope in granted.split(" ")
-
-
 def numeric(claims: Mapping[str, Any], name: str) -> float | None:
     """A NumericDate: a JSON number. Not a string, not a bool, not Infinity or NaN."""
     if name not in claims:

@@ -28,8 +28,8 @@ def claims(issuer: str, audience: str = AUDIENCE, **overrides: Any) -> dict[str,
     base: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
-        "sub": "client_demo",
-        "client_id": "client_demo",
+        "sub": "c_demo",  # an M2M client's token, as AuthPI's client_credentials grant issues
+        "client_id": "c_demo",
         "iat": now,
         "exp": now + 300,
         "jti": secrets.token_hex(8),
@@ -37,6 +37,31 @@ def claims(issuer: str, audience: str = AUDIENCE, **overrides: Any) -> dict[str,
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
+
+
+def caller(kind: str, name: str = "demo", client_id: str = "c_app") -> dict[str, Any]:
+    """The claims that say who calls, as AuthPI sets them: a person (`usr_` sub, `dat` identity,
+    a session, the app's client_id), an agent (`agt_`, `dat` agent) or an M2M client (`c_`, no
+    `dat`). Merge into claims(): `mint(key, iss, **caller("person"))`."""
+    if kind == "person":
+        return {
+            "sub": f"usr_{name}",
+            "client_id": client_id,
+            "dat": {"type": "identity"},
+            "sid": f"s_{name}",
+        }
+    if kind == "agent":
+        return {"sub": f"agt_{name}", "client_id": f"agt_{name}", "dat": {"type": "agent"}}
+    if kind == "client":
+        return {"sub": f"c_{name}", "client_id": f"c_{name}"}
+    raise ValueError(f"a caller is a person, an agent or a client, not {kind!r}")
+
+
+def organization(
+    org_id: str, *scopes: str, title: str | None = None, joined_at: int = 1767312000
+) -> dict[str, Any]:
+    """One membership of AuthPI's `organizations` claim: its scopes in `resource:action` form."""
+    return {"id": org_id, "title": title, "scopes": list(scopes), "joined_at": joined_at}
 
 
 def header(key: SigningKey, **overrides: Any) -> dict[str, Any]:
