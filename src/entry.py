@@ -2,37 +2,24 @@
 
 The Python port of AuthPI's Cloudflare Workers quickstart. The routes are declared in app.py;
 the token rules, the caches, CORS and the RFC 9728 metadata live in `authpi_worker`. This is
-the only module that touches the Workers runtime.
+the only module here that touches the Workers runtime (with authpi_worker.cloudflare, the
+JWKS fetch that any Python Worker can use).
 """
 
 from typing import Any
 
 import js
 from pyodide.ffi import to_js
-from workers import WorkerEntrypoint, fetch
+from workers import WorkerEntrypoint
 
 from app import ROUTES
-from authpi_worker import Fetched, Isolate, Reply, Request, dispatch
+from authpi_worker import Isolate, Reply, Request, dispatch
+from authpi_worker.cloudflare import fetch_jwks  # the JWKS through Workers fetch and the edge cache
 
 # What the verifier enforces (authpi_worker.tokens, .dpop): iss == AUTHPI_ISSUER_URL, aud names
 # one of AUTHPI_AUDIENCE, algorithms ES256 / EdDSA (Ed25519) / RS256 only, typ at+jwt, exp
 # required, nbf and iat not in the future (AUTHPI_CLOCK_TOLERANCE seconds of leeway, default 0),
 # sub required; a token bound to a DPoP key (cnf.jkt) only with a valid proof of that key.
-
-
-async def fetch_jwks(url: str, edge_ttl: int | None) -> Fetched:
-    """The JWKS through the Workers fetch API. With edge_ttl, Cloudflare's edge cache keeps
-    one copy per colo for that long (successes only: an error must not be cached); without,
-    the request bypasses it (after an unknown kid, so a rotation is seen at once)."""
-    cache: dict[str, Any]  # FetchKwargs has no `cache` key yet; workerd supports it
-    if edge_ttl:
-        cache = {"cf": {"cacheTtlByStatus": {"200-299": edge_ttl, "300-599": -1}}}
-    else:
-        cache = {"cache": "no-store"}
-    response = await fetch(url, headers={"accept": "application/json"}, redirect="manual", **cache)
-    body = await response.bytes()
-    headers = response.headers
-    return Fetched(response.status, body, headers.get("cache-control"), headers.get("age"))
 
 
 # Per isolate: the key set, verified tokens and seen DPoP proofs, kept across requests. Empty
