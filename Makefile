@@ -15,7 +15,7 @@ WRANGLER := $(NODE) node_modules/wrangler/bin/wrangler.js
 # The browser stage's Chromium: Debian's package, or CHROMIUM=/path/to/chrome (any Chrome/Chromium).
 CHROMIUM := $(or $(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help install lint test test-python test-pyodide test-bundle test-browser check-chromium demo dev bench load lock clean
+.PHONY: help install lint test test-python test-pyodide test-bundle test-browser check-chromium demo dev bench load lock dist clean
 
 help:
 	@echo "make demo   - run the Worker locally against a fake issuer and print the 401/403/200 matrix"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench  - side-by-side benchmark (writes bench/results.json)"
 	@echo "make load   - concurrent clients through scripts/serve, every answer checked"
 	@echo "make lock   - regenerate $(LOCK) from pyproject.toml"
+	@echo "make dist   - build the sdist and the wheel into dist/ (what a release publishes)"
 
 $(STAMP): $(LOCK)
 	@command -v uv >/dev/null || python3 -m pip install --quiet uv
@@ -85,6 +86,12 @@ lock:
 	@command -v uv >/dev/null || python3 -m pip install --quiet uv
 	uv lock --python python3
 	uv export --quiet --format requirements-txt --all-groups --no-emit-project --frozen -o $(LOCK)
+
+# The sdist, then the wheel built from it, as tests/test_package.py builds them: hatchling from the
+# hash-pinned .venv (no build isolation, nothing from an index). The release workflow runs it.
+dist: $(STAMP)
+	rm -rf dist
+	uv build --no-build-isolation --python $(PY) --out-dir dist
 
 clean:
 	rm -rf $(VENV) node_modules dist .pytest_cache .mypy_cache .ruff_cache

@@ -166,7 +166,7 @@ def broken_links(page: Path, root: Path, files: set[str] | None) -> list[str]:
     return problems
 
 
-PAGES = [README, *sorted(DOCS.glob("*.md"))]
+PAGES = [README, PROJECT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
 
 
 @pytest.fixture(scope="module")

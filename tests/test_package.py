@@ -22,6 +22,7 @@ import authpi_worker
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGE = PROJECT / "src" / "authpi_worker"
 LOCK = PROJECT / "requirements-dev.lock"
+CHECK_WHEEL = PROJECT / "scripts" / "check_wheel.py"  # the release workflow's check
 PYPROJECT = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
 NAME, VERSION = PYPROJECT["name"].replace("-", "_"), PYPROJECT["version"]
 TIMEOUT = 120  # seconds per process: a cold uv cache downloads cryptography
@@ -169,3 +170,46 @@ def test_the_wheel_installs_type_checks_and_refuses_without_a_token(
     assert seen["status"] == 401
     assert json.loads(seen["body"]) == {"error": "unauthorized"}
     assert seen["headers"]["www-authenticate"].startswith("Bearer resource_metadata=")
+
+
+def test_the_release_check_passes_the_installed_wheel_and_refuses_the_source_tree(
+    uv: str, built: Path, tmp_path: Path
+) -> None:
+    """scripts/check_wheel.py, which the release workflow runs in a fresh venv before it
+    publishes: it passes the installed wheel, and fails when it is not what it imports."""
+    venv, python = tmp_path / "venv", tmp_path / "venv" / "bin" / "python"
+    run(uv, "venv", "--quiet", "--python", sys.executable, venv)
+    wheel = built / f"{NAME}-{VERSION}-py3-none-any.whl"
+    run(uv, "pip", "install", "--quiet", "--python", python, "--constraint", LOCK, wheel)
+
+    out = run(python, "-I", CHECK_WHEEL, VERSION, cwd=tmp_path)
+    assert out.startswith(f"Wheel checked: authpi-worker {VERSION} from {venv}")
+    assert "no token 401, a minted token verified, testing imports" in out
+
+    # The same venv with src/ first on the path: the check sees the checkout, and refuses.
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    env.pop("VIRTUAL_ENV", None)
+    source = subprocess.run(  # noqa: S603 - the venv's python, the project's script
+        [str(python), str(CHECK_WHEEL), VERSION],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert source.returncode == 1, source.stdout + source.stderr
+    assert "::error title=Wheel check failed::authpi_worker was imported from" in source.stdout
+    assert str(PACKAGE / "__init__.py") in source.stdout
+
+    # Another version than the tag's: refused.
+    other = subprocess.run(  # noqa: S603 - the venv's python, the project's script
+        [str(python), "-I", str(CHECK_WHEEL), f"{VERSION}.post1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert other.returncode == 1
+    assert f"installed {VERSION}, expected {VERSION}.post1" in other.stdout
