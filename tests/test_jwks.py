@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from authpi_worker import Isolate
+from authpi_worker import Isolate, jwks
 from authpi_worker.auth import Verifier
 from authpi_worker.jwks import (
     COOLDOWN,
@@ -23,7 +23,7 @@ from authpi_worker.jwks import (
 from authpi_worker.testing.keys import SigningKey, make_key
 from scripts.local_worker import httpx_fetcher
 from tests.conftest import Call, Clock
-from tests.support.issuer import FakeIssuer
+from tests.support.issuer import FakeIssuer, Faults
 from tests.support.logs import logged
 
 
@@ -238,10 +238,104 @@ async def test_a_bad_document_is_a_failed_refresh_that_keeps_the_good_set(
     call: Call, issuer: FakeIssuer, clock: Clock
 ) -> None:
     await call("/me", now_token(issuer, clock))
-    issuer.faults.body = json.dumps({"keys": []}).encode()
+    issuer.faults.body = json.dumps({"keys": "none"}).encode()  # not a JWKS document
     clock.advance(JWKS_MAX_AGE)
     assert (await call("/me", now_token(issuer, clock))).status == 200
     assert issuer.jwks_hits == 2
+
+
+# --- Withdrawal: a parseable JWKS document is the issuer's answer, even with no usable key ---
+
+# When the review saw a withdrawn key still accepted (200), in seconds after the withdrawal: past
+# the issuer's max-age=60, an hour, and the last second of max-age + STALE_IF_ERROR (86,460 s).
+MEASURED_AT = (61, 3_600, 86_459)
+
+
+def _no_keys(issuer: FakeIssuer) -> dict[str, object]:
+    return {"keys": []}
+
+
+def _only_unusable_keys(issuer: FakeIssuer) -> dict[str, object]:
+    """A set holding only a key we cannot use: ES384 on P-384 (and an unknown kty)."""
+    return {"keys": [make_key("ES384", curve="P-384").jwk(), {"kty": "oct", "k": "c2VjcmV0"}]}
+
+
+WITHDRAWALS = {"empty set": _no_keys, "only unusable keys": _only_unusable_keys}
+
+
+def long_lived_token(issuer: FakeIssuer, clock: Clock) -> str:
+    """Signed by the issuer's key k1, valid past the last measured time."""
+    return issuer.mint(iat=int(clock.now), exp=int(clock.now) + 2 * 86_400)
+
+
+async def reasons_of(call: Call, token: str) -> tuple[int, list[str]]:
+    """The status of /me with token, and the reasons its refusal logged."""
+    with logged() as events:
+        reply = await call("/me", token)
+    return reply.status, [e["reason"] for e in events if e["event"] == "request_rejected"]
+
+
+@pytest.mark.parametrize("withdrawal", sorted(WITHDRAWALS))
+async def test_a_withdrawn_key_is_401_at_61_s_3600_s_and_86459_s_after_the_withdrawal(
+    withdrawal: str, call: Call, issuer: FakeIssuer, clock: Clock, verifier: Verifier
+) -> None:
+    """Issue 14 item 1: a 200 JWKS document without k1 replaces the set, usable keys or not;
+    it is not a failed refresh that stale-if-error would paper over for a day."""
+    issuer.faults.cache_control = "max-age=60"
+    token = long_lived_token(issuer, clock)
+    assert (await call("/me", token)).status == 200
+    assert len(verifier.tokens) == 1
+    issuer.faults.body = json.dumps(WITHDRAWALS[withdrawal](issuer)).encode()
+    withdrawn_at = clock.now
+    with logged() as events:
+        for seconds in MEASURED_AT:
+            clock.now = withdrawn_at + seconds
+            assert await reasons_of(call, token) == (401, ["unknown_kid"]), seconds
+    assert len(verifier.tokens) == 0  # the verified-token cache followed the new set
+    assert verifier.keys.cached is not None and verifier.keys.cached.keys.all() == ()
+    assert [e for e in events if e["event"] == "jwks_fetch_failed"] == []
+    assert issuer.jwks_hits == 1 + len(MEASURED_AT)  # one refresh each time, no more
+
+
+@pytest.mark.parametrize("withdrawal", sorted(WITHDRAWALS))
+async def test_a_set_with_no_usable_key_on_a_cold_isolate_is_401_not_503(
+    withdrawal: str, call: Call, issuer: FakeIssuer
+) -> None:
+    issuer.faults.body = json.dumps(WITHDRAWALS[withdrawal](issuer)).encode()
+    assert await reasons_of(call, issuer.mint()) == (401, ["unknown_kid"])
+
+
+# What stale-if-error is for: the issuer unreachable or answering something that is no JWKS.
+OUTAGES = {
+    "HTTP 503": Faults(status=503, cache_control="max-age=60"),
+    "timeout": Faults(delay=1.0, cache_control="max-age=60"),
+    "HTML body": Faults(body=b"<html>502 Bad Gateway</html>", cache_control="max-age=60"),
+    "keys not a list": Faults(body=b'{"keys": {}}', cache_control="max-age=60"),
+}
+
+
+@pytest.mark.parametrize("outage", sorted(OUTAGES))
+async def test_an_outage_keeps_k1_at_61_s_3600_s_and_86459_s_within_stale_if_error(
+    outage: str,
+    call: Call,
+    issuer: FakeIssuer,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jwks, "FETCH_TIMEOUT", 0.3)  # the timeout case waits 0.3 s, not 5 s
+    issuer.faults.cache_control = "max-age=60"
+    token = long_lived_token(issuer, clock)
+    assert (await call("/me", token)).status == 200
+    issuer.faults = OUTAGES[outage]
+    failed_at = clock.now
+    with logged() as events:
+        for seconds in MEASURED_AT:  # the last one is max-age + STALE_IF_ERROR - 1
+            clock.now = failed_at + seconds
+            assert (await call("/me", token)).status == 200, seconds
+        clock.now = failed_at + 60 + STALE_IF_ERROR + RETRY_AFTER  # past stale-if-error
+        assert (await call("/me", token)).status == 503
+    failures = [e for e in events if e["event"] == "jwks_fetch_failed"]
+    assert len(failures) == len(MEASURED_AT) + 1
 
 
 async def test_while_one_request_refreshes_an_expired_set_the_others_use_it(

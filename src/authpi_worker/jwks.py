@@ -9,6 +9,7 @@ Requests never share an in-flight fetch: workerd forbids I/O on behalf of anothe
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import time
@@ -16,7 +17,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from authpi_worker.errors import InvalidToken, JwksUnavailable
-from authpi_worker.keys import InvalidKeySet, Key, KeySet, parse_jwks
+from authpi_worker.keys import (
+    MAX_JWKS_BYTES,
+    MAX_KEYS,
+    InvalidKeySet,
+    Key,
+    KeySet,
+    parse_jwk,
+    parse_jwks,
+)
 from authpi_worker.logs import log_event
 
 JWKS_MAX_AGE = 600  # jose's cacheMaxAge: refetch after 10 min when the issuer sends no max-age
@@ -147,7 +156,7 @@ class KeyCache:
             )
             if fetched.status != 200:
                 raise InvalidKeySet(f"HTTP {fetched.status}")
-            keys = parse_jwks(fetched.body)
+            keys = published_keys(fetched.body)
         except Exception as error:  # timeout, network, HTTP status, bad document, JS error
             return self._failed(error)
         finally:
@@ -159,6 +168,8 @@ class KeyCache:
             self.version += 1
         for note in keys.skipped:
             log_event("jwks_key_skipped", detail=note, url=self.url)
+        if not keys.all():  # every token is now refused: say so once per fetch
+            log_event("jwks_no_usable_keys", url=self.url)
         return True
 
     def _failed(self, error: BaseException) -> bool:
@@ -167,6 +178,42 @@ class KeyCache:
         detail = str(error) or type(error).__name__
         log_event("jwks_fetch_failed", detail=detail[:200], url=self.url)
         return False
+
+
+def published_keys(body: bytes) -> KeySet:
+    """The key set a 200 answer publishes. A JWKS document within the limits is the issuer's
+    word even when it holds no key we can use: it withdrew them (the answer to a leaked key),
+    so the set is empty, not a failed refresh that stale-if-error would keep the old keys for.
+    A body that is no JWKS document raises InvalidKeySet: that is a failure."""
+    try:
+        return parse_jwks(body)
+    except InvalidKeySet:
+        jwks = _jwks_of(body)
+        if jwks is None:
+            raise
+        return KeySet({}, (), tuple(_unusable(index, jwk) for index, jwk in enumerate(jwks)))
+
+
+def _jwks_of(body: bytes) -> list[object] | None:
+    """The `keys` list of a JSON object within keys.py's size and count limits, or None: a
+    document parse_jwks refuses although it is one only holds no usable key."""
+    if len(body) > MAX_JWKS_BYTES:
+        return None
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    jwks = document.get("keys") if isinstance(document, dict) else None
+    return jwks if isinstance(jwks, list) and len(jwks) <= MAX_KEYS else None
+
+
+def _unusable(index: int, jwk: object) -> str:
+    """Why parse_jwks left this JWK out, worded as its skipped notes are."""
+    try:
+        parse_jwk(jwk)
+    except ValueError as problem:
+        return f"key {index}: {problem}"
+    return f"key {index}: duplicate kid"  # a usable key is left out only when its kid is shared
 
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)

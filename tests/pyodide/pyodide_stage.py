@@ -368,10 +368,11 @@ def test_fetch_jwks_without_cache_control_gives_none_not_jsnull(
 
 def test_fetch_jwks_key_set_parsing_needs_cryptography(stage: Stage, issuer: FakeIssuer) -> None:
     body = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", 600)["body"]
-    # Pyodide stops here: PyJWT cannot build a key without cryptography...
+    # Pyodide stops here: PyJWT cannot build a key without cryptography (the document is
+    # still the issuer's answer, a set with no usable key)...
     assert stage.probe("parse_keys", body) == {
         "keys": [f"unreadable {key.alg} key (MissingCryptographyError)" for key in issuer.keys],
-        "document": f"no usable keys ({len(issuer.keys)} skipped)",
+        "document": "0 usable keys",
     }
     # ...where CPython, given the same bytes, goes on to the key set.
     assert sorted(parse_jwks(body.encode()).by_kid) == sorted(key.kid for key in issuer.keys)
@@ -385,12 +386,23 @@ def test_valid_token_goes_as_far_as_the_jwks_fetch_then_needs_cryptography(
     stage.probe("reset_isolate", now)
     in_pyodide = stage.fetch("/me", token, env)
     assert issuer.jwks_hits == 1  # the real JS fetch reached the issuer
-    assert in_pyodide.status == 503  # the keys could not be parsed: no cryptography
-    assert in_pyodide.events[0] == {
-        "event": "jwks_fetch_failed",
-        "detail": f"no usable keys ({len(issuer.keys)} skipped)",
-        "url": f"{issuer.url}/jwks.json",
-    }
+    # No key could be built (no cryptography): the set the issuer answered holds no usable
+    # key, which is an answer, not a failure. The token's kid is then unknown.
+    url = f"{issuer.url}/jwks.json"
+    assert in_pyodide.status == 401
+    assert [(e["event"], e.get("detail"), e.get("url")) for e in in_pyodide.events] == [
+        *[
+            (
+                "jwks_key_skipped",
+                f"key {n}: unreadable {key.alg} key (MissingCryptographyError)",
+                url,
+            )
+            for n, key in enumerate(issuer.keys)
+        ],
+        ("jwks_no_usable_keys", None, url),
+        ("request_rejected", None, None),
+    ]
+    assert in_pyodide.events[-1]["reason"] == "unknown_kid"
     assert cpython("/me", token, env, fresh_isolate(now)).body == '{"sub":"client_a"}'
 
 
