@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -10,15 +11,19 @@ import pytest
 from authpi_worker import Isolate, jwks
 from authpi_worker.auth import Verifier
 from authpi_worker.jwks import (
+    BYPASS,
     COOLDOWN,
     FETCH_TIMEOUT,
+    FOLLOW_ISSUER,
     JWKS_MAX_AGE,
     MAX_MAX_AGE,
     MIN_MAX_AGE,
     RETRY_AFTER,
     STALE_IF_ERROR,
+    Edge,
     Fetched,
     max_age,
+    shared_max_age,
 )
 from authpi_worker.testing.keys import SigningKey, make_key
 from scripts.local_worker import httpx_fetcher
@@ -27,15 +32,22 @@ from tests.support.issuer import FakeIssuer, Faults
 from tests.support.logs import logged
 
 
-class Recorder:
-    """The real HTTP fetcher, recording the edge_ttl each call asked for."""
+class RecordingFetcher:
+    """The real HTTP fetcher (httpx to the fake issuer), recording the Edge policy of each call.
+
+    Cloudflare's edge cannot run here. When `edge_age` is set, this plays it (a mock edge
+    cache): an answer the edge was allowed to serve (not a bypass) comes with that Age."""
 
     def __init__(self) -> None:
-        self.edge_ttls: list[int | None] = []
+        self.edges: list[Edge] = []
+        self.edge_age: int | None = None
 
-    async def __call__(self, url: str, edge_ttl: int | None) -> Fetched:
-        self.edge_ttls.append(edge_ttl)
-        return await httpx_fetcher(url, edge_ttl)
+    async def __call__(self, url: str, edge: Edge) -> Fetched:
+        self.edges.append(edge)
+        fetched = await httpx_fetcher(url, edge)
+        if self.edge_age is not None and not edge.bypass:
+            return dataclasses.replace(fetched, age=str(self.edge_age))
+        return fetched
 
 
 def now_token(issuer: FakeIssuer, clock: Clock, key: SigningKey | None = None) -> str:
@@ -44,14 +56,14 @@ def now_token(issuer: FakeIssuer, clock: Clock, key: SigningKey | None = None) -
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def recording_fetcher() -> RecordingFetcher:
+    return RecordingFetcher()
 
 
 @pytest.fixture
-def isolate(clock: Clock, recorder: Recorder) -> Isolate:
+def isolate(clock: Clock, recording_fetcher: RecordingFetcher) -> Isolate:
     """The isolate the requests go through, its JWKS fetches recorded."""
-    return Isolate(recorder, clock)
+    return Isolate(recording_fetcher, clock)
 
 
 async def test_many_requests_one_fetch(call: Call, issuer: FakeIssuer, verifier: Verifier) -> None:
@@ -67,14 +79,14 @@ async def test_nothing_is_fetched_until_a_protected_request(call: Call, issuer: 
 
 
 async def test_rotation_is_seen_after_one_refetch_past_the_edge_cache(
-    call: Call, issuer: FakeIssuer, clock: Clock, recorder: Recorder
+    call: Call, issuer: FakeIssuer, clock: Clock, recording_fetcher: RecordingFetcher
 ) -> None:
     assert (await call("/me", issuer.mint())).status == 200
     new_key = issuer.rotate()
     clock.advance(COOLDOWN)
     assert (await call("/me", issuer.mint(new_key))).status == 200
     assert issuer.jwks_hits == 2
-    assert recorder.edge_ttls == [JWKS_MAX_AGE, None]  # the refetch bypassed the edge cache
+    assert recording_fetcher.edges == [FOLLOW_ISSUER, BYPASS]  # the refetch bypassed the edge
 
 
 async def test_unknown_kid_within_the_cooldown_is_401_without_a_fetch(
@@ -155,7 +167,8 @@ def test_max_age_is_clamped_to_one_minute_and_one_day(header: str | None, second
     ("header", "age", "seconds"),
     [
         ("max-age=600", "100", 500),
-        ("max-age=600", "590", MIN_MAX_AGE),
+        ("max-age=600", "590", 10),  # its life is counted from when the issuer sent it
+        ("max-age=600", "600", 0),
         (None, "30", JWKS_MAX_AGE - 30),
         ("max-age=600", "-5", 600),
         ("max-age=600", "soon", 600),
@@ -167,6 +180,129 @@ def test_the_time_an_edge_cache_held_the_set_counts_against_its_max_age(
 ) -> None:
     """Without it, a set cached at the edge could be trusted for twice its max-age."""
     assert max_age(header, age) == seconds
+
+
+# --- The edge policy: what Cloudflare's edge may do with each fetch (issue 14 item 2) -------
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("max-age=60", 60),
+        ("public, max-age=3600", 3600),
+        ("max-age=5", 5),  # unclamped below: the edge never keeps it longer than the issuer says
+        ("max-age=864000", MAX_MAX_AGE),
+        (None, JWKS_MAX_AGE),  # no lifetime given: our own default, as the isolate keeps it
+        ("public", JWKS_MAX_AGE),
+        ("max-age=600, s-maxage=30", 30),  # the shorter of the two
+        ("s-maxage=120", 120),
+        ("max-age=60, s-maxage=600", 60),
+        ("s-maxage=7200", JWKS_MAX_AGE),  # never past what the isolate keeps
+        ("no-store", 0),
+        ("no-cache", 0),
+        ("private, max-age=300", 0),
+        ("max-age=0", 0),
+        ("max-age=0, s-maxage=60", 0),
+        ('public, max-age="120"', 120),
+    ],
+)
+def test_shared_max_age_never_exceeds_what_the_answer_allows_a_shared_cache(
+    header: str | None, seconds: int
+) -> None:
+    assert shared_max_age(header) == seconds
+
+
+async def refetched_edges(
+    call: Call, issuer: FakeIssuer, clock: Clock, fetcher: RecordingFetcher, header: str | None
+) -> list[Edge]:
+    """The Edge policies of an isolate's first fetch and of the refresh after it expires."""
+    issuer.faults.cache_control = header
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    clock.advance(max_age(header))
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    assert issuer.jwks_hits == 2
+    return fetcher.edges
+
+
+@pytest.mark.parametrize(
+    ("header", "later"),
+    [
+        ("max-age=60", Edge(60)),
+        ("no-store", BYPASS),
+        (None, Edge(JWKS_MAX_AGE)),
+        ("public, max-age=600, s-maxage=30", Edge(30)),
+        ("private, max-age=300", BYPASS),
+        ("max-age=5", Edge(5)),
+    ],
+)
+async def test_the_first_fetch_follows_the_issuer_and_later_ones_what_it_last_allowed(
+    header: str | None,
+    later: Edge,
+    call: Call,
+    issuer: FakeIssuer,
+    clock: Clock,
+    recording_fetcher: RecordingFetcher,
+) -> None:
+    """Issue 14 item 2: the first fetch asked the edge for 600 s whatever the issuer said.
+    Nothing is known before it, so the edge follows the issuer's own Cache-Control; after it,
+    an explicit TTL that the issuer's last answer allowed, or none at all (bypass)."""
+    edges = await refetched_edges(call, issuer, clock, recording_fetcher, header)
+    assert edges == [FOLLOW_ISSUER, later]
+
+
+@pytest.mark.parametrize(
+    ("header", "age", "over"),
+    [
+        ("max-age=60", 61, True),
+        ("max-age=60", 60, False),
+        ("max-age=600, s-maxage=30", 31, True),
+        (None, JWKS_MAX_AGE + 1, True),  # no Cache-Control: JWKS_MAX_AGE is the allowance
+        (None, JWKS_MAX_AGE, False),
+        ("no-store", 1, True),  # an edge that kept what it must not have
+    ],
+)
+async def test_an_answer_older_than_its_cache_control_allows_is_refetched_past_the_mock_edge_cache(
+    header: str | None,
+    age: int,
+    over: bool,
+    call: Call,
+    issuer: FakeIssuer,
+    clock: Clock,
+    verifier: Verifier,
+    recording_fetcher: RecordingFetcher,
+) -> None:
+    """Whatever the edge does (a CDN-Cache-Control, a default TTL, a cross-zone issuer), a
+    copy older than the issuer allows is never trusted: it is refetched at once, past it."""
+    issuer.faults.cache_control = header
+    recording_fetcher.edge_age = age
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    keys = verifier.keys
+    assert keys.cached is not None
+    if over:
+        assert recording_fetcher.edges == [FOLLOW_ISSUER, BYPASS]
+        assert issuer.jwks_hits == 2 and keys.fetches == 2
+        assert keys.cached.max_age == max_age(header)  # the issuer's own copy: a full life
+    else:
+        assert recording_fetcher.edges == [FOLLOW_ISSUER]
+        assert keys.cached.max_age == max_age(header) - age  # counted from when it was sent
+
+
+async def test_a_refresh_whose_edge_copy_is_over_age_bypasses_it_then_uses_it_again(
+    call: Call,
+    issuer: FakeIssuer,
+    clock: Clock,
+    recording_fetcher: RecordingFetcher,
+) -> None:
+    issuer.faults.cache_control = "max-age=60"
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    clock.advance(60)
+    recording_fetcher.edge_age = 75  # the edge kept it longer than the issuer allows
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    clock.advance(60)
+    recording_fetcher.edge_age = 12
+    assert (await call("/me", now_token(issuer, clock))).status == 200
+    assert recording_fetcher.edges == [FOLLOW_ISSUER, Edge(60), BYPASS, Edge(60)]
+    assert issuer.jwks_hits == 4
 
 
 async def test_no_keys_and_issuer_down_is_503_with_retry_after_then_recovers(

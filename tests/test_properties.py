@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from app import REPORTS_SCOPE, ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
-from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Fetched
+from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Edge, Fetched
 from authpi_worker.keys import MAX_JWKS_BYTES, MAX_KEYS
 from authpi_worker.responses import DPOP_ALGS
 from authpi_worker.testing.keys import SigningKey, make_key
@@ -113,7 +113,7 @@ def isolate_for(
 ) -> Isolate:
     """An isolate whose JWKS fetch always answers this, at the fixed clock."""
 
-    async def fetch(url: str, edge_ttl: int | None) -> Fetched:
+    async def fetch(url: str, edge: Edge) -> Fetched:
         return Fetched(status, document, cache_control)
 
     return Isolate(fetch, lambda: NOW)

@@ -49,9 +49,25 @@ class Fetched:
     age: str | None = None
 
 
-# fetch(url, edge_ttl): edge_ttl is how long Cloudflare's edge may cache the answer, or
-# None to bypass the edge cache (used after an unknown kid, so a rotation is seen at once).
-Fetcher = Callable[[str, int | None], Awaitable[Fetched]]
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What a shared cache in front of the issuer (Cloudflare's edge) may do with one fetch:
+    keep and serve the answer `ttl` seconds; with `ttl` None, only as long as the answer's own
+    Cache-Control allows; with 0, not at all (ask the issuer itself). Never an error answer.
+    A fetcher with no shared cache in front of it ignores this."""
+
+    ttl: int | None
+
+    @property
+    def bypass(self) -> bool:
+        return self.ttl == 0
+
+
+FOLLOW_ISSUER = Edge(None)  # an isolate's first fetch: nothing is known yet of what it allows
+BYPASS = Edge(0)  # after an unknown kid, or an edge copy older than the issuer allows
+
+# fetch(url, edge) -> Fetched: GET the JWKS, redirects not followed, the edge as `edge` says.
+Fetcher = Callable[[str, Edge], Awaitable[Fetched]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +75,7 @@ class Cached:
     keys: KeySet
     fetched_at: float
     max_age: int
+    edge: Edge = FOLLOW_ISSUER  # what the answer allows the edge for the next fetch
 
     @property
     def expires_at(self) -> float:
@@ -87,7 +104,7 @@ class KeyCache:
         """The key that may verify a token with this kid and alg, or why there is none."""
         now = self._clock()
         if not self.fresh(now) and not self._backing_off(now) and not self._being_refreshed(now):
-            await self._refresh(edge_cache=True)
+            await self._refresh(self.cached.edge if self.cached else FOLLOW_ISSUER)
         key = self._usable(now).keys.find(kid, alg)
         if key is None:
             key = await self._refetch_for(kid, alg, now)
@@ -103,7 +120,7 @@ class KeyCache:
             raise JwksUnavailable(self._retry_after(now))
         if not self._failing and not self._may_refetch(now):
             raise InvalidToken("unknown_kid", "no key for this token")
-        if not await self._refresh(edge_cache=False):
+        if not await self._refresh(BYPASS):
             raise JwksUnavailable(self._retry_after(self._clock()))
         key = self._usable(now).keys.find(kid, alg)
         if key is None:
@@ -144,16 +161,14 @@ class KeyCache:
         last_success = self.cached.fetched_at if self.cached else -math.inf
         return now - max(last_success, self._last_attempt) >= COOLDOWN
 
-    async def _refresh(self, *, edge_cache: bool) -> bool:
+    async def _refresh(self, edge: Edge) -> bool:
         """Fetch and parse the set. On any failure keep the old one, log once, return False."""
-        self._last_attempt = self._clock()
-        self.fetches += 1
         self._refreshing += 1
-        ttl = self.cached.max_age if self.cached else JWKS_MAX_AGE
         try:
-            fetched = await asyncio.wait_for(
-                self._fetch(self.url, ttl if edge_cache else None), FETCH_TIMEOUT
-            )
+            fetched = await self._fetch_once(edge)
+            if fetched.status == 200 and not edge.bypass and _over_age(fetched):
+                fetched = await self._fetch_once(BYPASS)  # no copy older than allowed: past it
+                edge = BYPASS
             if fetched.status != 200:
                 raise InvalidKeySet(f"HTTP {fetched.status}")
             keys = published_keys(fetched.body)
@@ -163,7 +178,11 @@ class KeyCache:
             self._refreshing -= 1
         self._failing = False
         previous = self.cached
-        self.cached = Cached(keys, self._clock(), max_age(fetched.cache_control, fetched.age))
+        kept = max_age(fetched.cache_control, fetched.age)
+        if edge.bypass:  # no younger copy to be had (the issuer's own cache served it): no polling
+            kept = max(kept, MIN_MAX_AGE)
+        next_edge = Edge(shared_max_age(fetched.cache_control))
+        self.cached = Cached(keys, self._clock(), kept, next_edge)
         if previous is None or previous.keys.fingerprint != keys.fingerprint:
             self.version += 1
         for note in keys.skipped:
@@ -171,6 +190,11 @@ class KeyCache:
         if not keys.all():  # every token is now refused: say so once per fetch
             log_event("jwks_no_usable_keys", url=self.url)
         return True
+
+    async def _fetch_once(self, edge: Edge) -> Fetched:
+        self._last_attempt = self._clock()
+        self.fetches += 1
+        return await asyncio.wait_for(self._fetch(self.url, edge), FETCH_TIMEOUT)
 
     def _failed(self, error: BaseException) -> bool:
         self._last_failure = self._clock()
@@ -217,13 +241,15 @@ def _unusable(index: int, jwk: object) -> str:
 
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+_S_MAXAGE = re.compile(r"(?:^|[,\s])s-maxage\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-store|no-cache)\b", re.IGNORECASE)
+_NOT_SHARED = re.compile(r"(?:^|[,\s])(?:no-store|no-cache|private)\b", re.IGNORECASE)
 
 
 def max_age(cache_control: str | None, age: str | None = None) -> int:
     """Seconds to keep a fetched set: the response's max-age clamped to [1 min, 1 day], or
-    jose's 10 min when there is none, less the Age an edge cache already held it for (never
-    under 1 min). no-store/no-cache mean the floor."""
+    jose's 10 min when there is none, counted from when the issuer sent it (less the Age a
+    cache already held it for). no-store/no-cache mean the floor."""
     if not cache_control:
         seconds = JWKS_MAX_AGE
     elif _NO_CACHE.search(cache_control):
@@ -232,5 +258,30 @@ def max_age(cache_control: str | None, age: str | None = None) -> int:
         seconds = min(MAX_MAX_AGE, max(MIN_MAX_AGE, int(match.group(1)[:9])))
     else:
         seconds = JWKS_MAX_AGE
-    held = int(age) if age and age.isascii() and age.isdigit() and len(age) <= 9 else 0
-    return max(MIN_MAX_AGE, seconds - held)
+    return max(0, seconds - _held(age))
+
+
+def shared_max_age(cache_control: str | None) -> int:
+    """How old a copy a shared cache (Cloudflare's edge) hands us may be, and so how long the
+    edge may keep one: the answer's max-age or s-maxage, the shorter, unclamped below, never
+    longer than the isolate keeps the set (max_age); 0 when the answer forbids shared caching
+    (no-store, no-cache, private, max-age=0)."""
+    if cache_control and _NOT_SHARED.search(cache_control):
+        return 0
+    given = [
+        int(match.group(1)[:9])
+        for pattern in (_MAX_AGE, _S_MAXAGE)
+        if cache_control and (match := pattern.search(cache_control))
+    ]
+    return min([*given, max_age(cache_control)])
+
+
+def _over_age(fetched: Fetched) -> bool:
+    """A copy a cache held longer than the answer's own Cache-Control allows (JWKS_MAX_AGE
+    when it says nothing): whatever the edge was told, it must not be trusted."""
+    return _held(fetched.age) > shared_max_age(fetched.cache_control)
+
+
+def _held(age: str | None) -> int:
+    """The Age header's seconds; 0 when absent or not a plain non-negative integer."""
+    return int(age) if age and age.isascii() and age.isdigit() and len(age) <= 9 else 0

@@ -19,7 +19,7 @@ from bench_probes import prime  # the bench's: fill the caches without cryptogra
 import authpi_worker.jwks
 import pyodide
 from authpi_worker.auth import Isolate
-from authpi_worker.jwks import published_keys
+from authpi_worker.jwks import Edge, published_keys
 from authpi_worker.keys import InvalidKeySet, parse_jwk
 
 
@@ -80,9 +80,15 @@ def set_fetch_timeout(seconds: float) -> float:
     return previous
 
 
-async def fetch_jwks(url: str, edge_ttl: int | None) -> dict[str, Any]:
-    """The entry's Workers fetch adapter, through JS fetch: what it hands to the key cache."""
-    fetched = await _entry().fetch_jwks(url, edge_ttl)
+def advance_clock(seconds: float) -> None:
+    """Move the clock of the ISOLATE that reset_isolate made."""
+    _entry().ISOLATE._clock.now += seconds
+
+
+async def fetch_jwks(url: str, ttl: int | None) -> dict[str, Any]:
+    """The entry's Workers fetch adapter, through JS fetch, given Edge(ttl): what it hands to
+    the key cache."""
+    fetched = await _entry().fetch_jwks(url, Edge(ttl))
     return {
         "type": type(fetched).__name__,
         "status": fetched.status,
@@ -117,6 +123,7 @@ PROBES: dict[str, Callable[..., Any]] = {
     for probe in (
         versions,
         reset_isolate,
+        advance_clock,
         isolate_state,
         set_fetch_timeout,
         fetch_jwks,

@@ -342,19 +342,61 @@ def test_fetch_jwks_hands_over_the_body_and_cache_header_through_js_fetch(
         "age": None,  # no edge cache in front of the fake issuer: no Age header, None not JsNull
         "age_type": "NoneType",
     }
-    # What JS fetch was given: the edge cache for 600 s, successes only, as plain objects
-    # workerd can read.
+    # What JS fetch was given for Edge(600): the edge cache for 600 s, successes only, as plain
+    # objects workerd can read.
     assert sent == {
         "url": url,
         "method": "GET",
         "headers": {"accept": "application/json"},
         "redirect": "manual",
         "cache": None,
-        "cf": {"cacheTtlByStatus": {"200-299": 600, "300-599": -1}},
+        "cf": {"cacheEverything": True, "cacheTtlByStatus": {"200-299": 600, "300-599": -1}},
     }
-    # After an unknown kid: past the edge cache.
-    (bypass,) = stage.fetches("fetch_jwks", url, None)
+    # Edge(None): as the issuer's own Cache-Control says, errors never kept.
+    (follow,) = stage.fetches("fetch_jwks", url, None)
+    assert (follow["cache"], follow["cf"]) == (
+        None,
+        {"cacheEverything": True, "cacheTtlByStatus": {"300-599": -1}},
+    )
+    # Edge(0), after an unknown kid: past the edge cache.
+    (bypass,) = stage.fetches("fetch_jwks", url, 0)
     assert (bypass["cache"], bypass["cf"]) == ("no-store", None)
+    assert issuer.jwks_hits == 3
+
+
+# What the edge is told: the issuer's own Cache-Control on an isolate's first fetch; later, what
+# the issuer's last answer allowed (issue 14 item 2). As JS fetch's init records it: (cache, cf).
+FOLLOW_ISSUER_INIT = (None, {"cacheEverything": True, "cacheTtlByStatus": {"300-599": -1}})
+LATER_INIT = {
+    "max-age=60": (
+        None,
+        {"cacheEverything": True, "cacheTtlByStatus": {"200-299": 60, "300-599": -1}},
+    ),
+    "no-store": ("no-store", None),
+}
+
+
+@pytest.mark.parametrize("cache_control", sorted(LATER_INIT))
+def test_the_entry_tells_the_edge_what_the_issuer_allows_first_fetch_included(
+    stage: Stage, issuer: FakeIssuer, env: Env, cache_control: str
+) -> None:
+    """The real entry, through real JS fetch: the first fetch follows the issuer (no TTL of
+    ours for 2xx), the refresh after the set expires asks for the issuer's max-age, or
+    bypasses the edge for no-store. (No cryptography here: the set has no usable key, so each
+    request is a 401 unknown_kid after exactly one fetch.)"""
+    issuer.faults.cache_control = cache_control
+    token = f"Bearer {issuer.mint()}"
+    stage.probe("reset_isolate", time.time())
+    inits = []
+    for _ in range(2):
+        reply = stage.command(
+            "fetch", url=f"{ORIGIN}/me", method="GET", headers=[["authorization", token]], env=env
+        )
+        assert outcome(reply["result"], reply["output"]).status == 401
+        (sent,) = reply["fetches"]
+        inits.append((sent["cache"], sent["cf"]))
+        stage.probe("advance_clock", 61)  # past max-age=60, and past no-store's 60 s floor
+    assert inits == [FOLLOW_ISSUER_INIT, LATER_INIT[cache_control]]
     assert issuer.jwks_hits == 2
 
 
@@ -362,7 +404,7 @@ def test_fetch_jwks_without_cache_control_gives_none_not_jsnull(
     stage: Stage, issuer: FakeIssuer
 ) -> None:
     issuer.faults.cache_control = None
-    fetched = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", 600)
+    fetched = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", None)
     assert (fetched["cache_control"], fetched["cache_control_type"]) == (None, "NoneType")
 
 
