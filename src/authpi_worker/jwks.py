@@ -3,7 +3,8 @@
 It starts from jose's createRemoteJWKSet (the quickstart's policy) and adds what a Worker
 billed per CPU-millisecond wants: Cache-Control, stale-if-error, and Cloudflare's edge cache.
 The cache lives for the isolate; it is filled lazily inside a request, never at import.
-Requests never share an in-flight fetch: workerd forbids I/O on behalf of another request.
+Requests never share an in-flight fetch (workerd forbids I/O on behalf of another request);
+one that finds a fetch in flight waits for its result in the cache instead of fetching too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ FETCH_TIMEOUT = 5  # jose's timeoutDuration: a hung issuer must not hold the req
 STALE_IF_ERROR = 86_400  # keep the last good set this long past expiry while refreshes fail
 RETRY_AFTER = 5  # after a failed fetch, wait this long before the next attempt (and say so)
 STALE_WHILE_REFRESH = 60  # an expired set may answer this long while another request refreshes it
+POLL = 0.02  # seconds between looks at the cache while another request fetches the set: short
+# next to a fetch (tens of ms at the edge), long enough that 200 waiting requests cost little
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +106,10 @@ class KeyCache:
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that may verify a token with this kid and alg, or why there is none."""
         now = self._clock()
-        if not self.fresh(now) and not self._backing_off(now) and not self._being_refreshed(now):
+        if self._due(now) and self._in_flight(now):
+            await self._await_other_fetch()
+            now = self._clock()
+        if self._due(now):
             await self._refresh(self.cached.edge if self.cached else FOLLOW_ISSUER)
         key = self._usable(now).keys.find(kid, alg)
         if key is None:
@@ -116,6 +122,12 @@ class KeyCache:
         """A key we don't know: maybe a rotation. Ask the issuer itself, past the edge cache,
         at most once per cooldown. While the issuer is failing, the cached set cannot prove the
         token bad, so the answer is 503 (retry), not 401, and the refetch waits only the backoff."""
+        if self._in_flight(now):  # another request is fetching the set: its answer may hold it
+            await self._await_other_fetch()
+            now = self._clock()
+            key = self._usable(now).keys.find(kid, alg)
+            if key is not None:
+                return key
         if self._failing and (self._backing_off(now) or self._in_flight(now)):
             raise JwksUnavailable(self._retry_after(now))
         if not self._failing and not self._may_refetch(now):
@@ -126,6 +138,26 @@ class KeyCache:
         if key is None:
             raise InvalidToken("unknown_kid", "no key for this token")
         return key
+
+    def _due(self, now: float) -> bool:
+        """This request should fetch the set: it is not fresh, no failure is being backed off
+        from, and no other request is refreshing a just-expired one."""
+        return not self.fresh(now) and not self._backing_off(now) and not self._being_refreshed(now)
+
+    async def _await_other_fetch(self) -> None:
+        """Wait for the result of the fetch another request has in flight, never for the fetch
+        itself: look at the cache every POLL seconds until that fetch ends, for at most
+        FETCH_TIMEOUT, then the caller decides again (use the set, back off, or fetch itself).
+
+        Only the result is shared, through this module-level cache. The in-flight awaitable is
+        not: workerd ties each request's I/O (the JS fetch and the future it resolves) to that
+        request. Another request awaiting it would fail ("Cannot perform I/O on behalf of a
+        different request") or hang when the owner is cancelled because its client went away.
+        asyncio.sleep is a timer in this request's own context."""
+        for _ in range(math.ceil(FETCH_TIMEOUT / POLL)):
+            await asyncio.sleep(POLL)
+            if self._refreshing == 0:
+                return
 
     def _being_refreshed(self, now: float) -> bool:
         """Another request is refreshing a just-expired set: use it meanwhile rather than start

@@ -500,6 +500,38 @@ def test_module_level_cache_survives_between_two_entrypoint_instances(
     assert second.status == 503 and second.events[0]["reason"] == "jwks_unavailable"
 
 
+BURST = 200  # requests arriving together on a cold isolate
+
+
+def test_a_burst_of_200_on_a_cold_isolate_fetches_the_jwks_once_then_needs_cryptography(
+    stage: Stage, issuer: FakeIssuer, env: Env
+) -> None:
+    """Issue 14 item 10, through the real entry and real JS fetch: 200 concurrent
+    Default.fetch calls on a cold isolate. The first request fetches; the others wait for
+    its result (asyncio.sleep polls of the module-level cache, never its I/O). Before: 200
+    fetches. (No cryptography here: the set has no usable key, so every answer is a 401.)"""
+    issuer.faults.delay = 0.2  # all 200 arrive while the first fetch is in flight
+    token = f"Bearer {issuer.mint()}"
+    stage.probe("reset_isolate", time.time())
+    reply = stage.command(
+        "burst",
+        url=f"{ORIGIN}/me",
+        method="GET",
+        headers=[["authorization", token]],
+        env=env,
+        count=BURST,
+    )
+    jwks_fetches = [sent for sent in reply["fetches"] if sent["url"].endswith("/jwks.json")]
+    assert (len(jwks_fetches), issuer.jwks_hits) == (1, 1)
+    assert reply["result"]["statuses"] == {"401": BURST}
+    reasons = [e["reason"] for e in outcome_events(reply["output"]) if "reason" in e]
+    assert reasons == ["unknown_kid"] * BURST
+
+
+def outcome_events(output: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output if line.startswith('{"event":')]
+
+
 # --- The request's method, URL, Origin and DPoP headers, read through the FFI ----------------
 
 APP = "https://app.example.com"
