@@ -42,7 +42,7 @@ from jwt.types import Options
 from app import ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
-from authpi_worker.jwks import COOLDOWN, Fetched
+from authpi_worker.jwks import COOLDOWN, Edge, Fetched
 from authpi_worker.keys import parse_jwk, thumbprint
 from authpi_worker.testing.dpop import jkt, proof, public_jwk
 from authpi_worker.testing.keys import SigningKey, make_key
@@ -124,7 +124,7 @@ class MemoryIssuer:
     document: bytes
     calls: int = 0
 
-    async def __call__(self, url: str, edge_ttl: int | None) -> Fetched:
+    async def __call__(self, url: str, edge: Edge) -> Fetched:
         self.calls += 1
         await asyncio.sleep(0)  # a real fetch yields to the event loop; so does this one
         return Fetched(200, self.document, JWKS_CACHE_CONTROL)

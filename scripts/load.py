@@ -1,8 +1,8 @@
 """Load: N concurrent clients through scripts/serve, every answer checked exactly.
 
     make load
-    PYTHONPATH=src python -m scripts.load [--clients 16] [--requests 250] [--seed 1]
-                                          [--in-process] [--time-limit 120]
+    PYTHONPATH=src python -m scripts.load [--clients 16] [--requests 250] [--burst 200]
+                                          [--seed 1] [--in-process] [--time-limit 120]
 
 A fake issuer (tests/support/issuer.py) runs in this process; the Worker runs as
 `scripts/serve` (or, with --in-process, its server in this process). Each client thread keeps
@@ -10,9 +10,13 @@ one HTTP/1.1 connection on 127.0.0.1 and sends a seeded random mix of requests w
 expired and forged tokens, all made by tests/support/tokens.py. Every answer must be exactly
 the expected status, body bytes and WWW-Authenticate challenge for its kind of token.
 
-It prints a table of counts, the throughput and latencies, and the issuer's JWKS fetch count.
-Exit status: 0 when every answer was right; 1 on any wrong answer, transport error, the time
-limit, or more JWKS fetches than the policy allows; 2 when the servers could not start.
+First a cold burst: --burst clients, each on its own connection, send one valid request at
+the same moment to the fresh Worker, whose key set is still empty; it reports how many JWKS
+fetches that cost (one: the first request fetches, the others wait for its result). Then the
+load itself. It prints a table of counts, the throughput and latencies, and the issuer's JWKS
+fetch count. Exit status: 0 when every answer was right; 1 on any wrong answer, transport
+error, the time limit, or more JWKS fetches than the policy allows; 2 when the servers could
+not start.
 
 This is a benchmark-style check with bounded counts and time, not a timed test: the numbers
 depend on the machine, and the clients share it with the server.
@@ -58,6 +62,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 REPORTS_SCOPE = "read:reports"
 MAX_CLIENTS = 256
+COLD_BURST_FETCHES = 1  # a burst on a cold isolate: the first request fetches, the rest wait
 MAX_REQUESTS = 100_000  # per client
 MAX_TIME_LIMIT = 3600.0  # seconds
 REQUEST_TIMEOUT = 30.0  # seconds for one answer
@@ -408,9 +413,15 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def report(
-    kinds: list[Kind], tally: Tally, elapsed: float, fetches: int, allowed_fetches: int
+    kinds: list[Kind],
+    tally: Tally,
+    elapsed: float,
+    fetches: int,
+    allowed_fetches: int,
+    burst_ok: bool = True,
 ) -> bool:
-    """Print the table and the verdict; True when everything was right."""
+    """Print the table and the verdict (the cold burst's included); True when everything was
+    right."""
     paths = {kind.name: kind.probes[0] for kind in kinds}
     width = max(len(kind.name) for kind in kinds)
     print(f"{'kind':<{width}}  {'request':<13} {'answer':>6} {'sent':>7} {'right':>7} {'wrong':>6}")
@@ -432,7 +443,7 @@ def report(
         f" max {ms[1.0]:.1f} ms"
     )
     print(f"JWKS fetches by the Worker: {fetches} (at most {allowed_fetches} allowed)")
-    ok = True
+    ok = burst_ok
     if tally.problems:
         ok = False
         wrong = sum(tally.wrong.values())
@@ -446,6 +457,22 @@ def report(
         ok = False
         print(f"\n{fetches} JWKS fetches: more than the cache policy allows ({allowed_fetches})")
     print("\nOK: every answer exactly right" if ok else "\nFAILED")
+    return ok
+
+
+def report_burst(tally: Tally, elapsed: float, fetches: int) -> bool:
+    """Print the cold burst's line; True when every answer was right and it cost no more
+    fetches than COLD_BURST_FETCHES."""
+    sent, right = sum(tally.sent.values()), sum(tally.right.values())
+    print(
+        f"cold burst: {sent} concurrent requests on a fresh Worker: {fetches} JWKS fetch(es)"
+        f" (at most {COLD_BURST_FETCHES} allowed); {right}/{sent} right in {elapsed:.2f} s",
+        flush=True,
+    )
+    for problem in tally.problems[:SHOWN_PROBLEMS]:
+        print(f"  {problem}")
+    ok = not tally.problems and not tally.stopped_early and fetches <= COLD_BURST_FETCHES
+    print("" if ok else "the cold burst FAILED\n")
     return ok
 
 
@@ -468,6 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--requests", type=bounded(int, 1, MAX_REQUESTS), default=250, help="per client"
     )
     parser.add_argument("--pool", type=bounded(int, 1, 1000), default=24, help="tokens per kind")
+    parser.add_argument(
+        "--burst",
+        type=bounded(int, 1, MAX_CLIENTS),
+        default=200,
+        help="clients of the cold burst, one request each",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--time-limit", type=bounded(float, 1, MAX_TIME_LIMIT), default=120.0, help="seconds"
@@ -483,24 +516,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         kinds = build_kinds(issuer, args.pool)
         where = "in this process" if args.in_process else "scripts/serve"
         print(
-            f"load: {args.clients} clients x {args.requests} requests through {where},"
+            f"load: a cold burst of {args.burst}, then {args.clients} clients x"
+            f" {args.requests} requests through {where},"
             f" fake issuer at {issuer.url}, seed {args.seed}",
             flush=True,
         )
         try:
             with serve(issuer, args.in_process) as (base, server_output):
                 began = time.monotonic()  # from before the first JWKS fetch: see `allowed`
-                warm_up = kinds[0].probes[0]  # the JWKS is fetched once, before the rush
-                connection = http.client.HTTPConnection(LOOPBACK, urlsplit(base).port)
-                try:
-                    problem = check(warm_up, *ask(connection, warm_up))
-                except (OSError, http.client.HTTPException) as error:
-                    problem = f"{type(error).__name__}: {error}"
-                finally:
-                    connection.close()
-                if problem is not None:
-                    print(f"the first request was already wrong: {problem}\n{server_output()}")
-                    return 1
+                # The cold burst: the Worker's first requests, all at once, all needing keys.
+                burst, burst_elapsed = run_clients(
+                    base, kinds[:1], args.burst, 1, args.seed, args.time_limit
+                )
+                burst_fetches = issuer.jwks_hits
                 tally, elapsed = run_clients(
                     base, kinds, args.clients, args.requests, args.seed, args.time_limit
                 )
@@ -509,10 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except LoadError as error:
             print(f"load: {error}", file=sys.stderr)
             return 2
-    # One fetch at the warm-up; then unknown kids may refetch once per cooldown, and the set
-    # is refreshed when its max-age (the fake issuer's 600 s) runs out.
-    allowed = 1 + int(span // COOLDOWN) + int(span // JWKS_MAX_AGE)
-    if report(kinds, tally, elapsed, issuer.jwks_hits, allowed):
+    # One fetch for the cold burst; then unknown kids may refetch once per cooldown, and the
+    # set is refreshed when its max-age (the fake issuer's 600 s) runs out.
+    allowed = COLD_BURST_FETCHES + int(span // COOLDOWN) + int(span // JWKS_MAX_AGE)
+    burst_ok = report_burst(burst, burst_elapsed, burst_fetches)
+    if report(kinds, tally, elapsed, issuer.jwks_hits, allowed, burst_ok):
         return 0
     if last_lines:
         print(f"the server's last lines:\n{last_lines}")

@@ -24,7 +24,7 @@ import httpx
 import pyjson5
 
 from app import ROUTES
-from authpi_worker import Fetched, Isolate, Request, dispatch
+from authpi_worker import Edge, Fetched, Isolate, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, VARS
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ MAX_BODY = 1 << 20  # bytes of a request body read; Workers' own limit is far hi
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
-async def httpx_fetcher(url: str, edge_ttl: int | None) -> Fetched:
+async def httpx_fetcher(url: str, edge: Edge) -> Fetched:
     """The JWKS over real HTTP from CPython (there is no edge cache here to use or bypass)."""
     async with httpx.AsyncClient(follow_redirects=False) as client:
         response = await client.get(url, headers={"accept": "application/json"})

@@ -1,11 +1,11 @@
 """Fault injection: the real fake issuer over HTTP misbehaves, the Worker answers right.
 
 Each fault (slower than the fetch timeout, a connection reset mid-body, a 500, an HTML page, a
-body over the size limit, an empty `keys`) is a failed refresh. Without cached keys that is a
-503 with Retry-After; with a good set past its max-age, stale-if-error keeps verifying (200);
-an unknown kid whose refetch fails is a 503. Once the issuer is healthy again, the same
-Verifier recovers: no restart. Time moves on the injectable clock; the only real wait is the
-fetch timeout itself, shortened to 0.3 s.
+body over the size limit, a `keys` that is no list) is a failed refresh. Without cached keys
+that is a 503 with Retry-After; with a good set past its max-age, stale-if-error keeps
+verifying (200); an unknown kid whose refetch fails is a 503. Once the issuer is healthy
+again, the same Verifier recovers: no restart. Time moves on the injectable clock; the only
+real wait is the fetch timeout itself, shortened to 0.3 s.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ FAULTS: dict[str, tuple[Callable[[FakeIssuer], Faults], str | tuple[str, ...]]] 
         "not JSON",
     ),
     "huge body": (_huge, f"document over {MAX_JWKS_BYTES} bytes"),
-    "empty keys": (lambda _: Faults(body=b'{"keys": []}'), "no usable keys"),
+    "keys not a list": (lambda _: Faults(body=b'{"keys": {}}'), "no keys list"),
 }
+# Not a fault: a JWKS document with no usable key (`{"keys": []}`) is the issuer's answer, and
+# replaces the set (tests/test_jwks.py, the withdrawal tests).
 
 
 @pytest.fixture(params=sorted(FAULTS))

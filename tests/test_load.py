@@ -23,9 +23,14 @@ def _total(output: str) -> tuple[int, int, int]:
 def test_four_clients_through_scripts_serve_get_every_answer_right(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert load.main(["--clients", "4", "--requests", "25", "--pool", "4"]) == 0
+    assert load.main(["--clients", "4", "--requests", "25", "--pool", "4", "--burst", "16"]) == 0
     output = capsys.readouterr().out
     assert _total(output) == (100, 100, 0)
+    # The cold burst: 16 requests at once on the fresh Worker, one fetch for them all.
+    assert re.search(
+        r"^cold burst: 16 concurrent requests on a fresh Worker: 1 JWKS fetch", output, re.M
+    )
+    assert "16/16 right" in output
     assert "JWKS fetches by the Worker: 1 " in output
     assert "OK: every answer exactly right" in output
     for kind in ("valid /me", "expired", "forged: other key, real kid", "no token"):
@@ -46,12 +51,26 @@ def test_a_wrong_answer_fails_the_run(
 
     monkeypatch.setattr(load, "build_kinds", wrong_expectation)
     args = ["--clients", "2", "--requests", "40", "--pool", "2", "--in-process", "--seed", "3"]
+    args += ["--burst", "4"]
     assert load.main(args) == 1
     output = capsys.readouterr().out
     sent, right, wrong = _total(output)
     assert wrong > 0 and right + wrong == sent == 80
     assert "expired GET /me: status 401, expected 200" in output
     assert "FAILED" in output
+
+
+def test_a_burst_costing_more_fetches_than_allowed_fails_the_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Allow the cold burst no fetch at all: its one fetch must then fail the run."""
+    monkeypatch.setattr(load, "COLD_BURST_FETCHES", 0)
+    args = ["--clients", "1", "--requests", "1", "--burst", "4", "--in-process"]
+    assert load.main(args) == 1
+    output = capsys.readouterr().out
+    assert "4 concurrent requests on a fresh Worker: 1 JWKS fetch(es) (at most 0 allowed)" in output
+    assert "the cold burst FAILED" in output
+    assert output.rstrip().endswith("FAILED")
 
 
 PROBE = load.Probe("valid /me", "/me", "Bearer t", 200, b'{"sub":"a"}')

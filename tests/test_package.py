@@ -38,7 +38,7 @@ import sys
 import sysconfig
 
 import authpi_worker
-from authpi_worker import Claims, Fetched, Isolate, Reply
+from authpi_worker import Claims, Edge, Fetched, Isolate, Reply
 
 VARS = {
     "AUTHPI_ISSUER_URL": "https://idp.authpi.com/issuer",
@@ -46,7 +46,7 @@ VARS = {
 }
 
 
-async def fetch(url: str, edge_ttl: int | None) -> Fetched:
+async def fetch(url: str, edge: Edge) -> Fetched:
     raise AssertionError(f"no key set is needed to refuse a request without a token: {url}")
 
 

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from app import REPORTS_SCOPE, ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
-from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Fetched
-from authpi_worker.keys import MAX_KEYS
+from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Edge, Fetched
+from authpi_worker.keys import MAX_JWKS_BYTES, MAX_KEYS
 from authpi_worker.responses import DPOP_ALGS
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import AUDIENCE, b64url, edit_signature, sign
@@ -113,7 +113,7 @@ def isolate_for(
 ) -> Isolate:
     """An isolate whose JWKS fetch always answers this, at the fixed clock."""
 
-    async def fetch(url: str, edge_ttl: int | None) -> Fetched:
+    async def fetch(url: str, edge: Edge) -> Fetched:
         return Fetched(status, document, cache_control)
 
     return Isolate(fetch, lambda: NOW)
@@ -647,6 +647,18 @@ documents = st.one_of(
 )
 
 
+def is_key_set_document(body: bytes) -> bool:
+    """RFC 7517 §5, within keys.py's limits: a JSON object whose `keys` is a list."""
+    if len(body) > MAX_JWKS_BYTES:
+        return False
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return False
+    jwks = document.get("keys") if isinstance(document, dict) else None
+    return isinstance(jwks, list) and len(jwks) <= MAX_KEYS
+
+
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(
     path=st.sampled_from(PROTECTED),
@@ -657,14 +669,19 @@ documents = st.one_of(
 async def test_any_jwks_document_or_status_gives_a_proper_answer(
     path: str, document: bytes | None, status: int, cache_control: str | None
 ) -> None:
-    """A document that is not a key set (or any non-200 answer) is a failed refresh: with no
-    cached keys, 503 with Retry-After, one logged failure, and no refetch per request."""
+    """A 200 key set document is the issuer's answer: here it holds none of the token's keys
+    (none is usable), so 401 unknown_kid, not a failure. Anything else (a body that is no key
+    set, any non-200 answer) is a failed refresh: with no cached keys, 503 with Retry-After,
+    one logged failure. Either way, no refetch per request."""
     healthy = document is None and status == 200
-    isolate = isolate_for(good_jwks() if document is None else document, status, cache_control)
+    body = good_jwks() if document is None else document
+    answered = status == 200 and is_key_set_document(body)
+    isolate = isolate_for(body, status, cache_control)
     with logged() as events:
         first = await request(path, f"Bearer {valid_token()}", isolate)
         second = await request(path, f"Bearer {valid_token('EdDSA')}", isolate)
     failures = [e for e in events if e["event"] == "jwks_fetch_failed"]
+    reasons = [e["reason"] for e in events if e["event"] == "request_rejected"]
     keys = isolate.verifier(ENV.get).keys
     assert keys.fetches == 1
     if healthy:
@@ -672,6 +689,11 @@ async def test_any_jwks_document_or_status_gives_a_proper_answer(
         assert failures == []
         assert keys.cached is not None
         assert MIN_MAX_AGE <= keys.cached.max_age <= MAX_MAX_AGE
+    elif answered:
+        assert (first.status, second.status) == (401, 401), (first, second)
+        assert reasons == ["unknown_kid", "unknown_kid"]
+        assert failures == []
+        assert keys.cached is not None and keys.cached.keys.all() == ()
     else:
         assert (first.status, second.status) == (503, 503), (first, second)
         assert len(failures) == 1

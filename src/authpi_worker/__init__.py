@@ -4,7 +4,8 @@ Runtime-free: nothing here imports `workers`, `js` or `pyodide`. The API an exis
 needs:
 
 - `Isolate(fetch)`: what one isolate keeps between requests (key set, verified tokens, DPoP
-  replay cache). Make one at module level; `fetch(url, edge_ttl)` returns a `Fetched`.
+  replay cache). Make one at module level; `fetch(url, edge)` returns a `Fetched` (`edge`: what
+  a shared cache in front of the issuer may do; authpi_worker.cloudflare.fetch_jwks on Workers).
 - `await isolate.authenticate(var, authorization, method=, url=, dpop=, scope=, requirement=,
   params=)`: the token's claims, or a ready refusal `Reply` (status, JSON body, challenge).
 - `requirement(scope, any_scopes=, all_scopes=, org=(param, permission), callers=)`: what a
@@ -15,13 +16,14 @@ needs:
 
 from authpi_worker.auth import Claims, Isolate
 from authpi_worker.authorization import CallerKind, Requirement, requirement
-from authpi_worker.jwks import Fetched
+from authpi_worker.jwks import Edge, Fetched
 from authpi_worker.responses import Reply, json_reply
 from authpi_worker.routes import Request, Route, Routes, dispatch
 
 __all__ = [
     "CallerKind",
     "Claims",
+    "Edge",
     "Fetched",
     "Isolate",
     "Reply",

@@ -3,12 +3,14 @@
 It starts from jose's createRemoteJWKSet (the quickstart's policy) and adds what a Worker
 billed per CPU-millisecond wants: Cache-Control, stale-if-error, and Cloudflare's edge cache.
 The cache lives for the isolate; it is filled lazily inside a request, never at import.
-Requests never share an in-flight fetch: workerd forbids I/O on behalf of another request.
+Requests never share an in-flight fetch (workerd forbids I/O on behalf of another request);
+one that finds a fetch in flight waits for its result in the cache instead of fetching too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import time
@@ -16,7 +18,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from authpi_worker.errors import InvalidToken, JwksUnavailable
-from authpi_worker.keys import InvalidKeySet, Key, KeySet, parse_jwks
+from authpi_worker.keys import (
+    MAX_JWKS_BYTES,
+    MAX_KEYS,
+    InvalidKeySet,
+    Key,
+    KeySet,
+    parse_jwk,
+    parse_jwks,
+)
 from authpi_worker.logs import log_event
 
 JWKS_MAX_AGE = 600  # jose's cacheMaxAge: refetch after 10 min when the issuer sends no max-age
@@ -27,6 +37,8 @@ FETCH_TIMEOUT = 5  # jose's timeoutDuration: a hung issuer must not hold the req
 STALE_IF_ERROR = 86_400  # keep the last good set this long past expiry while refreshes fail
 RETRY_AFTER = 5  # after a failed fetch, wait this long before the next attempt (and say so)
 STALE_WHILE_REFRESH = 60  # an expired set may answer this long while another request refreshes it
+POLL = 0.02  # seconds between looks at the cache while another request fetches the set: short
+# next to a fetch (tens of ms at the edge), long enough that 200 waiting requests cost little
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +52,25 @@ class Fetched:
     age: str | None = None
 
 
-# fetch(url, edge_ttl): edge_ttl is how long Cloudflare's edge may cache the answer, or
-# None to bypass the edge cache (used after an unknown kid, so a rotation is seen at once).
-Fetcher = Callable[[str, int | None], Awaitable[Fetched]]
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What a shared cache in front of the issuer (Cloudflare's edge) may do with one fetch:
+    keep and serve the answer `ttl` seconds; with `ttl` None, only as long as the answer's own
+    Cache-Control allows; with 0, not at all (ask the issuer itself). Never an error answer.
+    A fetcher with no shared cache in front of it ignores this."""
+
+    ttl: int | None
+
+    @property
+    def bypass(self) -> bool:
+        return self.ttl == 0
+
+
+FOLLOW_ISSUER = Edge(None)  # an isolate's first fetch: nothing is known yet of what it allows
+BYPASS = Edge(0)  # after an unknown kid, or an edge copy older than the issuer allows
+
+# fetch(url, edge) -> Fetched: GET the JWKS, redirects not followed, the edge as `edge` says.
+Fetcher = Callable[[str, Edge], Awaitable[Fetched]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +78,7 @@ class Cached:
     keys: KeySet
     fetched_at: float
     max_age: int
+    edge: Edge = FOLLOW_ISSUER  # what the answer allows the edge for the next fetch
 
     @property
     def expires_at(self) -> float:
@@ -77,8 +106,11 @@ class KeyCache:
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that may verify a token with this kid and alg, or why there is none."""
         now = self._clock()
-        if not self.fresh(now) and not self._backing_off(now) and not self._being_refreshed(now):
-            await self._refresh(edge_cache=True)
+        if self._due(now) and self._in_flight(now):
+            await self._await_other_fetch()
+            now = self._clock()
+        if self._due(now):
+            await self._refresh(self.cached.edge if self.cached else FOLLOW_ISSUER)
         key = self._usable(now).keys.find(kid, alg)
         if key is None:
             key = await self._refetch_for(kid, alg, now)
@@ -90,16 +122,42 @@ class KeyCache:
         """A key we don't know: maybe a rotation. Ask the issuer itself, past the edge cache,
         at most once per cooldown. While the issuer is failing, the cached set cannot prove the
         token bad, so the answer is 503 (retry), not 401, and the refetch waits only the backoff."""
+        if self._in_flight(now):  # another request is fetching the set: its answer may hold it
+            await self._await_other_fetch()
+            now = self._clock()
+            key = self._usable(now).keys.find(kid, alg)
+            if key is not None:
+                return key
         if self._failing and (self._backing_off(now) or self._in_flight(now)):
             raise JwksUnavailable(self._retry_after(now))
         if not self._failing and not self._may_refetch(now):
             raise InvalidToken("unknown_kid", "no key for this token")
-        if not await self._refresh(edge_cache=False):
+        if not await self._refresh(BYPASS):
             raise JwksUnavailable(self._retry_after(self._clock()))
         key = self._usable(now).keys.find(kid, alg)
         if key is None:
             raise InvalidToken("unknown_kid", "no key for this token")
         return key
+
+    def _due(self, now: float) -> bool:
+        """This request should fetch the set: it is not fresh, no failure is being backed off
+        from, and no other request is refreshing a just-expired one."""
+        return not self.fresh(now) and not self._backing_off(now) and not self._being_refreshed(now)
+
+    async def _await_other_fetch(self) -> None:
+        """Wait for the result of the fetch another request has in flight, never for the fetch
+        itself: look at the cache every POLL seconds until that fetch ends, for at most
+        FETCH_TIMEOUT, then the caller decides again (use the set, back off, or fetch itself).
+
+        Only the result is shared, through this module-level cache. The in-flight awaitable is
+        not: workerd ties each request's I/O (the JS fetch and the future it resolves) to that
+        request. Another request awaiting it would fail ("Cannot perform I/O on behalf of a
+        different request") or hang when the owner is cancelled because its client went away.
+        asyncio.sleep is a timer in this request's own context."""
+        for _ in range(math.ceil(FETCH_TIMEOUT / POLL)):
+            await asyncio.sleep(POLL)
+            if self._refreshing == 0:
+                return
 
     def _being_refreshed(self, now: float) -> bool:
         """Another request is refreshing a just-expired set: use it meanwhile rather than start
@@ -135,31 +193,40 @@ class KeyCache:
         last_success = self.cached.fetched_at if self.cached else -math.inf
         return now - max(last_success, self._last_attempt) >= COOLDOWN
 
-    async def _refresh(self, *, edge_cache: bool) -> bool:
+    async def _refresh(self, edge: Edge) -> bool:
         """Fetch and parse the set. On any failure keep the old one, log once, return False."""
-        self._last_attempt = self._clock()
-        self.fetches += 1
         self._refreshing += 1
-        ttl = self.cached.max_age if self.cached else JWKS_MAX_AGE
         try:
-            fetched = await asyncio.wait_for(
-                self._fetch(self.url, ttl if edge_cache else None), FETCH_TIMEOUT
-            )
+            fetched = await self._fetch_once(edge)
+            if fetched.status == 200 and not edge.bypass and _over_age(fetched):
+                fetched = await self._fetch_once(BYPASS)  # no copy older than allowed: past it
+                edge = BYPASS
             if fetched.status != 200:
                 raise InvalidKeySet(f"HTTP {fetched.status}")
-            keys = parse_jwks(fetched.body)
+            keys = published_keys(fetched.body)
         except Exception as error:  # timeout, network, HTTP status, bad document, JS error
             return self._failed(error)
         finally:
             self._refreshing -= 1
         self._failing = False
         previous = self.cached
-        self.cached = Cached(keys, self._clock(), max_age(fetched.cache_control, fetched.age))
+        kept = max_age(fetched.cache_control, fetched.age)
+        if edge.bypass:  # no younger copy to be had (the issuer's own cache served it): no polling
+            kept = max(kept, MIN_MAX_AGE)
+        next_edge = Edge(shared_max_age(fetched.cache_control))
+        self.cached = Cached(keys, self._clock(), kept, next_edge)
         if previous is None or previous.keys.fingerprint != keys.fingerprint:
             self.version += 1
         for note in keys.skipped:
             log_event("jwks_key_skipped", detail=note, url=self.url)
+        if not keys.all():  # every token is now refused: say so once per fetch
+            log_event("jwks_no_usable_keys", url=self.url)
         return True
+
+    async def _fetch_once(self, edge: Edge) -> Fetched:
+        self._last_attempt = self._clock()
+        self.fetches += 1
+        return await asyncio.wait_for(self._fetch(self.url, edge), FETCH_TIMEOUT)
 
     def _failed(self, error: BaseException) -> bool:
         self._last_failure = self._clock()
@@ -169,14 +236,52 @@ class KeyCache:
         return False
 
 
+def published_keys(body: bytes) -> KeySet:
+    """The key set a 200 answer publishes. A JWKS document within the limits is the issuer's
+    word even when it holds no key we can use: it withdrew them (the answer to a leaked key),
+    so the set is empty, not a failed refresh that stale-if-error would keep the old keys for.
+    A body that is no JWKS document raises InvalidKeySet: that is a failure."""
+    try:
+        return parse_jwks(body)
+    except InvalidKeySet:
+        jwks = _jwks_of(body)
+        if jwks is None:
+            raise
+        return KeySet({}, (), tuple(_unusable(index, jwk) for index, jwk in enumerate(jwks)))
+
+
+def _jwks_of(body: bytes) -> list[object] | None:
+    """The `keys` list of a JSON object within keys.py's size and count limits, or None: a
+    document parse_jwks refuses although it is one only holds no usable key."""
+    if len(body) > MAX_JWKS_BYTES:
+        return None
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    jwks = document.get("keys") if isinstance(document, dict) else None
+    return jwks if isinstance(jwks, list) and len(jwks) <= MAX_KEYS else None
+
+
+def _unusable(index: int, jwk: object) -> str:
+    """Why parse_jwks left this JWK out, worded as its skipped notes are."""
+    try:
+        parse_jwk(jwk)
+    except ValueError as problem:
+        return f"key {index}: {problem}"
+    return f"key {index}: duplicate kid"  # a usable key is left out only when its kid is shared
+
+
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+_S_MAXAGE = re.compile(r"(?:^|[,\s])s-maxage\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-store|no-cache)\b", re.IGNORECASE)
+_NOT_SHARED = re.compile(r"(?:^|[,\s])(?:no-store|no-cache|private)\b", re.IGNORECASE)
 
 
 def max_age(cache_control: str | None, age: str | None = None) -> int:
     """Seconds to keep a fetched set: the response's max-age clamped to [1 min, 1 day], or
-    jose's 10 min when there is none, less the Age an edge cache already held it for (never
-    under 1 min). no-store/no-cache mean the floor."""
+    jose's 10 min when there is none, counted from when the issuer sent it (less the Age a
+    cache already held it for). no-store/no-cache mean the floor."""
     if not cache_control:
         seconds = JWKS_MAX_AGE
     elif _NO_CACHE.search(cache_control):
@@ -185,5 +290,30 @@ def max_age(cache_control: str | None, age: str | None = None) -> int:
         seconds = min(MAX_MAX_AGE, max(MIN_MAX_AGE, int(match.group(1)[:9])))
     else:
         seconds = JWKS_MAX_AGE
-    held = int(age) if age and age.isascii() and age.isdigit() and len(age) <= 9 else 0
-    return max(MIN_MAX_AGE, seconds - held)
+    return max(0, seconds - _held(age))
+
+
+def shared_max_age(cache_control: str | None) -> int:
+    """How old a copy a shared cache (Cloudflare's edge) hands us may be, and so how long the
+    edge may keep one: the answer's max-age or s-maxage, the shorter, unclamped below, never
+    longer than the isolate keeps the set (max_age); 0 when the answer forbids shared caching
+    (no-store, no-cache, private, max-age=0)."""
+    if cache_control and _NOT_SHARED.search(cache_control):
+        return 0
+    given = [
+        int(match.group(1)[:9])
+        for pattern in (_MAX_AGE, _S_MAXAGE)
+        if cache_control and (match := pattern.search(cache_control))
+    ]
+    return min([*given, max_age(cache_control)])
+
+
+def _over_age(fetched: Fetched) -> bool:
+    """A copy a cache held longer than the answer's own Cache-Control allows (JWKS_MAX_AGE
+    when it says nothing): whatever the edge was told, it must not be trusted."""
+    return _held(fetched.age) > shared_max_age(fetched.cache_control)
+
+
+def _held(age: str | None) -> int:
+    """The Age header's seconds; 0 when absent or not a plain non-negative integer."""
+    return int(age) if age and age.isascii() and age.isdigit() and len(age) <= 9 else 0

@@ -19,7 +19,8 @@ from bench_probes import prime  # the bench's: fill the caches without cryptogra
 import authpi_worker.jwks
 import pyodide
 from authpi_worker.auth import Isolate
-from authpi_worker.keys import InvalidKeySet, parse_jwk, parse_jwks
+from authpi_worker.jwks import Edge, published_keys
+from authpi_worker.keys import InvalidKeySet, parse_jwk
 
 
 class Clock:
@@ -79,9 +80,15 @@ def set_fetch_timeout(seconds: float) -> float:
     return previous
 
 
-async def fetch_jwks(url: str, edge_ttl: int | None) -> dict[str, Any]:
-    """The entry's Workers fetch adapter, through JS fetch: what it hands to the key cache."""
-    fetched = await _entry().fetch_jwks(url, edge_ttl)
+def advance_clock(seconds: float) -> None:
+    """Move the clock of the ISOLATE that reset_isolate made."""
+    _entry().ISOLATE._clock.now += seconds
+
+
+async def fetch_jwks(url: str, ttl: int | None) -> dict[str, Any]:
+    """The entry's Workers fetch adapter, through JS fetch, given Edge(ttl): what it hands to
+    the key cache."""
+    fetched = await _entry().fetch_jwks(url, Edge(ttl))
     return {
         "type": type(fetched).__name__,
         "status": fetched.status,
@@ -96,7 +103,8 @@ async def fetch_jwks(url: str, edge_ttl: int | None) -> dict[str, Any]:
 
 
 def parse_keys(body: str) -> dict[str, Any]:
-    """How far the key set gets here: each JWK's fate, then the document's."""
+    """How far the key set gets here: each JWK's fate, then the document's (as the key cache
+    takes it: a JWKS document is the issuer's answer, usable keys or not)."""
     fates = []
     for jwk in json.loads(body)["keys"]:
         try:
@@ -104,7 +112,7 @@ def parse_keys(body: str) -> dict[str, Any]:
         except ValueError as refused:
             fates.append(str(refused))
     try:
-        document = f"{len(parse_jwks(body.encode()).all())} usable keys"
+        document = f"{len(published_keys(body.encode()).all())} usable keys"
     except InvalidKeySet as refused:
         document = str(refused)
     return {"keys": fates, "document": document}
@@ -115,6 +123,7 @@ PROBES: dict[str, Callable[..., Any]] = {
     for probe in (
         versions,
         reset_isolate,
+        advance_clock,
         isolate_state,
         set_fetch_timeout,
         fetch_jwks,

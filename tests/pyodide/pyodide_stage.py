@@ -342,19 +342,61 @@ def test_fetch_jwks_hands_over_the_body_and_cache_header_through_js_fetch(
         "age": None,  # no edge cache in front of the fake issuer: no Age header, None not JsNull
         "age_type": "NoneType",
     }
-    # What JS fetch was given: the edge cache for 600 s, successes only, as plain objects
-    # workerd can read.
+    # What JS fetch was given for Edge(600): the edge cache for 600 s, successes only, as plain
+    # objects workerd can read.
     assert sent == {
         "url": url,
         "method": "GET",
         "headers": {"accept": "application/json"},
         "redirect": "manual",
         "cache": None,
-        "cf": {"cacheTtlByStatus": {"200-299": 600, "300-599": -1}},
+        "cf": {"cacheEverything": True, "cacheTtlByStatus": {"200-299": 600, "300-599": -1}},
     }
-    # After an unknown kid: past the edge cache.
-    (bypass,) = stage.fetches("fetch_jwks", url, None)
+    # Edge(None): as the issuer's own Cache-Control says, errors never kept.
+    (follow,) = stage.fetches("fetch_jwks", url, None)
+    assert (follow["cache"], follow["cf"]) == (
+        None,
+        {"cacheEverything": True, "cacheTtlByStatus": {"300-599": -1}},
+    )
+    # Edge(0), after an unknown kid: past the edge cache.
+    (bypass,) = stage.fetches("fetch_jwks", url, 0)
     assert (bypass["cache"], bypass["cf"]) == ("no-store", None)
+    assert issuer.jwks_hits == 3
+
+
+# What the edge is told: the issuer's own Cache-Control on an isolate's first fetch; later, what
+# the issuer's last answer allowed (issue 14 item 2). As JS fetch's init records it: (cache, cf).
+FOLLOW_ISSUER_INIT = (None, {"cacheEverything": True, "cacheTtlByStatus": {"300-599": -1}})
+LATER_INIT = {
+    "max-age=60": (
+        None,
+        {"cacheEverything": True, "cacheTtlByStatus": {"200-299": 60, "300-599": -1}},
+    ),
+    "no-store": ("no-store", None),
+}
+
+
+@pytest.mark.parametrize("cache_control", sorted(LATER_INIT))
+def test_the_entry_tells_the_edge_what_the_issuer_allows_first_fetch_included(
+    stage: Stage, issuer: FakeIssuer, env: Env, cache_control: str
+) -> None:
+    """The real entry, through real JS fetch: the first fetch follows the issuer (no TTL of
+    ours for 2xx), the refresh after the set expires asks for the issuer's max-age, or
+    bypasses the edge for no-store. (No cryptography here: the set has no usable key, so each
+    request is a 401 unknown_kid after exactly one fetch.)"""
+    issuer.faults.cache_control = cache_control
+    token = f"Bearer {issuer.mint()}"
+    stage.probe("reset_isolate", time.time())
+    inits = []
+    for _ in range(2):
+        reply = stage.command(
+            "fetch", url=f"{ORIGIN}/me", method="GET", headers=[["authorization", token]], env=env
+        )
+        assert outcome(reply["result"], reply["output"]).status == 401
+        (sent,) = reply["fetches"]
+        inits.append((sent["cache"], sent["cf"]))
+        stage.probe("advance_clock", 61)  # past max-age=60, and past no-store's 60 s floor
+    assert inits == [FOLLOW_ISSUER_INIT, LATER_INIT[cache_control]]
     assert issuer.jwks_hits == 2
 
 
@@ -362,16 +404,17 @@ def test_fetch_jwks_without_cache_control_gives_none_not_jsnull(
     stage: Stage, issuer: FakeIssuer
 ) -> None:
     issuer.faults.cache_control = None
-    fetched = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", 600)
+    fetched = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", None)
     assert (fetched["cache_control"], fetched["cache_control_type"]) == (None, "NoneType")
 
 
 def test_fetch_jwks_key_set_parsing_needs_cryptography(stage: Stage, issuer: FakeIssuer) -> None:
     body = stage.probe("fetch_jwks", f"{issuer.url}/jwks.json", 600)["body"]
-    # Pyodide stops here: PyJWT cannot build a key without cryptography...
+    # Pyodide stops here: PyJWT cannot build a key without cryptography (the document is
+    # still the issuer's answer, a set with no usable key)...
     assert stage.probe("parse_keys", body) == {
         "keys": [f"unreadable {key.alg} key (MissingCryptographyError)" for key in issuer.keys],
-        "document": f"no usable keys ({len(issuer.keys)} skipped)",
+        "document": "0 usable keys",
     }
     # ...where CPython, given the same bytes, goes on to the key set.
     assert sorted(parse_jwks(body.encode()).by_kid) == sorted(key.kid for key in issuer.keys)
@@ -385,12 +428,23 @@ def test_valid_token_goes_as_far_as_the_jwks_fetch_then_needs_cryptography(
     stage.probe("reset_isolate", now)
     in_pyodide = stage.fetch("/me", token, env)
     assert issuer.jwks_hits == 1  # the real JS fetch reached the issuer
-    assert in_pyodide.status == 503  # the keys could not be parsed: no cryptography
-    assert in_pyodide.events[0] == {
-        "event": "jwks_fetch_failed",
-        "detail": f"no usable keys ({len(issuer.keys)} skipped)",
-        "url": f"{issuer.url}/jwks.json",
-    }
+    # No key could be built (no cryptography): the set the issuer answered holds no usable
+    # key, which is an answer, not a failure. The token's kid is then unknown.
+    url = f"{issuer.url}/jwks.json"
+    assert in_pyodide.status == 401
+    assert [(e["event"], e.get("detail"), e.get("url")) for e in in_pyodide.events] == [
+        *[
+            (
+                "jwks_key_skipped",
+                f"key {n}: unreadable {key.alg} key (MissingCryptographyError)",
+                url,
+            )
+            for n, key in enumerate(issuer.keys)
+        ],
+        ("jwks_no_usable_keys", None, url),
+        ("request_rejected", None, None),
+    ]
+    assert in_pyodide.events[-1]["reason"] == "unknown_kid"
     assert cpython("/me", token, env, fresh_isolate(now)).body == '{"sub":"client_a"}'
 
 
@@ -444,6 +498,38 @@ def test_module_level_cache_survives_between_two_entrypoint_instances(
     assert issuer.jwks_hits == 2
     assert stage.probe("isolate_state", env) == state == {**state, "fetches": 1}
     assert second.status == 503 and second.events[0]["reason"] == "jwks_unavailable"
+
+
+BURST = 200  # requests arriving together on a cold isolate
+
+
+def test_a_burst_of_200_on_a_cold_isolate_fetches_the_jwks_once_then_needs_cryptography(
+    stage: Stage, issuer: FakeIssuer, env: Env
+) -> None:
+    """Issue 14 item 10, through the real entry and real JS fetch: 200 concurrent
+    Default.fetch calls on a cold isolate. The first request fetches; the others wait for
+    its result (asyncio.sleep polls of the module-level cache, never its I/O). Before: 200
+    fetches. (No cryptography here: the set has no usable key, so every answer is a 401.)"""
+    issuer.faults.delay = 0.2  # all 200 arrive while the first fetch is in flight
+    token = f"Bearer {issuer.mint()}"
+    stage.probe("reset_isolate", time.time())
+    reply = stage.command(
+        "burst",
+        url=f"{ORIGIN}/me",
+        method="GET",
+        headers=[["authorization", token]],
+        env=env,
+        count=BURST,
+    )
+    jwks_fetches = [sent for sent in reply["fetches"] if sent["url"].endswith("/jwks.json")]
+    assert (len(jwks_fetches), issuer.jwks_hits) == (1, 1)
+    assert reply["result"]["statuses"] == {"401": BURST}
+    reasons = [e["reason"] for e in outcome_events(reply["output"]) if "reason" in e]
+    assert reasons == ["unknown_kid"] * BURST
+
+
+def outcome_events(output: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output if line.startswith('{"event":')]
 
 
 # --- The request's method, URL, Origin and DPoP headers, read through the FFI ----------------

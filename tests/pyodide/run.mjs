@@ -38,7 +38,20 @@ async function probe({ name, args }) {
   return JSON.parse(await call(probes.run, name, JSON.stringify(args)));
 }
 
-const commands = { fetch: fetchCommand, probe };
+// `count` requests at once through Default.fetch, each its own JS Request and entrypoint
+// instance as workerd makes them, interleaved in one isolate: how many got which status.
+async function burst({ url, method, headers, env, count }) {
+  const responses = await Promise.all(
+    Array.from({ length: count }, () =>
+      workerFetch(worker, workerRequest(url, method, headers), env),
+    ),
+  );
+  const statuses = {};
+  for (const { status } of responses) statuses[status] = (statuses[status] ?? 0) + 1;
+  return { statuses };
+}
+
+const commands = { fetch: fetchCommand, probe, burst };
 
 async function answer(line) {
   const command = JSON.parse(line);
