@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from authpi_worker import Reply
 from authpi_worker.dpop import (
     MAX_JTI_LENGTH,
     PROOF_MAX_AGE,
@@ -582,3 +583,40 @@ async def test_ed25519_named_access_token_is_200(
     key = keys["EdDSA"]
     token = sign(key, header(key, alg="Ed25519"), token_claims(issuer.url), alg="EdDSA")
     assert (await call("/me", token)).status == 200
+
+
+# --- Malformed jwk members: a refused proof, never an exception (issue 14, item 3) -----------
+
+
+@pytest.mark.parametrize("declared", [["EdDSA"], {}, {"EdDSA": 1}])
+async def test_a_proof_jwk_whose_alg_is_not_a_string_is_dpop_bad_jwk_not_500(
+    call: Call, issuer: FakeIssuer, declared: object
+) -> None:
+    """Regression: `declared in ED25519_NAMES` raised TypeError (a list or an object is
+    unhashable): a 500 internal_error for anyone holding a bound token."""
+    key = make_key("EdDSA")
+    token = issuer.mint(cnf={"jkt": jkt(key)})
+    head = proof_header(key, jwk={**public_jwk(key), "alg": declared})
+    reply, rejected = await dpop_call(call, token, proof(key, "GET", ME, token, head=head))
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert [event["reason"] for event in rejected] == ["dpop_bad_jwk"]
+
+
+async def test_isolate_authenticate_returns_a_refusal_for_a_malformed_proof_jwk(
+    isolate: Any, env: dict[str, object], issuer: FakeIssuer
+) -> None:
+    """The library call returns the ready 401 Reply; it never raises."""
+    key = make_key("EdDSA")
+    token = issuer.mint(cnf={"jkt": jkt(key)})
+    head = proof_header(key, jwk={**public_jwk(key), "alg": ["EdDSA"]})
+    with logged() as events:
+        reply = await isolate.authenticate(
+            env.get,
+            f"DPoP {token}",
+            method="GET",
+            url=ME,
+            dpop=proof(key, "GET", ME, token, head=head),
+        )
+    assert isinstance(reply, Reply) and reply.status == 401
+    assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["dpop_bad_jwk"]

@@ -9,6 +9,9 @@ import pytest
 
 from authpi_worker.keys import MAX_JWKS_BYTES, MAX_KEYS, InvalidKeySet, parse_jwk, parse_jwks
 from authpi_worker.testing.keys import SigningKey, make_key
+from tests.conftest import Call
+from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 
 Keys = dict[str, SigningKey]
 
@@ -104,3 +107,73 @@ def test_a_token_without_kid_needs_exactly_one_key_of_its_alg(keys: Keys) -> Non
     assert two.find(None, "ES256") is None
     assert two.find(None, "RS256") is not None
     assert two.find(None, "EdDSA") is None
+
+
+# --- Malformed members: a refused key, never an exception (issue 14, item 3) ----------------
+
+# One value of each JSON type but string (and one that is no list of strings, for key_ops).
+NOT_STRINGS: dict[str, object] = {
+    "number": 7,
+    "float": 1.5,
+    "bool": True,
+    "null": None,
+    "list": ["x"],
+    "object": {},
+}
+STRING_MEMBERS = ("kty", "crv", "alg", "use", "kid", "x", "y", "n", "e")
+
+
+@pytest.mark.parametrize("declared", [["EdDSA"], {}, ["Ed25519"], {"EdDSA": 1}])
+def test_an_okp_jwk_whose_alg_is_not_a_string_is_refused_not_a_type_error(
+    keys: Keys, declared: object
+) -> None:
+    """Regression: `declared in ED25519_NAMES` raised TypeError for a list or an object
+    (unhashable), which failed the whole JWKS refresh, or made a DPoP proof a 500."""
+    with pytest.raises(ValueError, match="alg"):
+        parse_jwk(keys["EdDSA"].jwk(alg=declared))
+
+
+@pytest.mark.parametrize("kind", list(NOT_STRINGS))
+@pytest.mark.parametrize("member", STRING_MEMBERS)
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256"])
+def test_every_member_read_must_be_a_string(keys: Keys, alg: str, member: str, kind: str) -> None:
+    """kty, crv, alg, use, kid, x, y, n, e: when present, strings, whatever the key type."""
+    with pytest.raises(ValueError, match=member):
+        parse_jwk({**keys[alg].jwk(), member: NOT_STRINGS[kind]})
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [None, "verify", {"verify": True}, ["verify", 7], ["verify", None], ["verify", ["sign"]], 1],
+)
+def test_key_ops_must_be_a_list_of_strings(keys: Keys, ops: object) -> None:
+    with pytest.raises(ValueError, match="key_ops"):
+        parse_jwk({**keys["ES256"].jwk(), "key_ops": ops})
+
+
+def test_key_ops_naming_verify_among_other_strings_is_usable(keys: Keys) -> None:
+    assert parse_jwk(keys["ES256"].jwk(key_ops=["verify", "sign"])).alg == "ES256"
+
+
+@pytest.mark.parametrize("declared", [["EdDSA"], {}])
+def test_a_malformed_jwk_is_skipped_and_the_good_key_beside_it_kept(
+    keys: Keys, declared: object
+) -> None:
+    bad = make_key("EdDSA", "bad-alg").jwk(alg=declared)
+    key_set = parse_jwks(document(bad, keys["EdDSA"].jwk()))
+    assert list(key_set.by_kid) == [keys["EdDSA"].kid]
+    assert len(key_set.skipped) == 1 and "alg" in key_set.skipped[0]
+
+
+@pytest.mark.parametrize("declared", [["EdDSA"], {}])
+async def test_a_malformed_jwk_in_the_issuers_set_leaves_the_good_keys_tokens_at_200(
+    call: Call, issuer: FakeIssuer, keys: Keys, declared: object
+) -> None:
+    """Regression: the TypeError failed the whole refresh, and the good key's tokens got 503."""
+    issuer.extra_jwks.append(make_key("EdDSA", "bad-alg").jwk(alg=declared))
+    with logged() as events:
+        reply = await call("/me", issuer.mint(keys["EdDSA"]))
+    assert reply.status == 200
+    skipped = [e for e in events if e["event"] == "jwks_key_skipped"]
+    assert len(skipped) == 1 and "alg" in skipped[0]["detail"]
+    assert not [e for e in events if e["event"] == "jwks_fetch_failed"]

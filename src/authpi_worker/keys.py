@@ -22,6 +22,10 @@ MAX_KEYS = 100
 MIN_RSA_BITS = 2048  # RFC 8725 §3.5 / NIST: shorter RSA keys are not trusted
 # RFC 9864: Ed25519 is the fully specified name; EdDSA, which it deprecates, still names it.
 ED25519_NAMES = frozenset({"Ed25519", "EdDSA"})
+# RFC 7517 §4, RFC 7518 §6: the members we read, each a string when present (key_ops, read
+# too, is an array of strings). Checked before any use: a list or an object where a string
+# belongs must refuse the key, never raise (an unhashable value in a set test is a TypeError).
+STRING_MEMBERS = ("kty", "crv", "alg", "use", "kid", "x", "y", "n", "e")
 # RFC 7517/7518 private members: a public key set (or a DPoP proof's jwk) must have none.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638 §3.2: the members a thumbprint hashes, by kty (RFC 8037 §2 for OKP).
@@ -110,20 +114,18 @@ def parse_jwk(jwk: object) -> Key:
     """One JWK → a Key, or ValueError saying why it may not verify anything."""
     if not isinstance(jwk, dict):
         raise ValueError("not an object")
+    _check_types(jwk)
     alg = _implied_alg(jwk)
     declared = jwk.get("alg", alg)
     if declared != alg and not (alg == "EdDSA" and declared in ED25519_NAMES):
         raise ValueError(f"alg {declared!r} does not fit kty/crv")
     if jwk.get("use", "sig") != "sig":
         raise ValueError("use is not sig")
-    ops = jwk.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+    if "key_ops" in jwk and "verify" not in jwk["key_ops"]:
         raise ValueError("key_ops lack verify")
     if not PRIVATE_MEMBERS.isdisjoint(jwk):
         raise ValueError("private key material in a public key")
     kid = jwk.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise ValueError("kid is not a string")
     try:
         key = PyJWK(jwk, alg).key
     except Exception as error:  # PyJWT raises several types on hostile input; none may escape
@@ -152,6 +154,17 @@ def _to_jwk(key: Any) -> dict[str, Any]:
     if isinstance(key, RSAPublicKey):
         return RSAAlgorithm.to_jwk(key, as_dict=True)
     return OKPAlgorithm.to_jwk(key, as_dict=True)
+
+
+def _check_types(jwk: dict[str, Any]) -> None:
+    """Every member we read has its JSON type, or ValueError naming it."""
+    for name in STRING_MEMBERS:
+        if name in jwk and not isinstance(jwk[name], str):
+            raise ValueError(f"{name} is not a string")
+    if "key_ops" in jwk:
+        ops = jwk["key_ops"]
+        if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
+            raise ValueError("key_ops is not an array of strings")
 
 
 def _implied_alg(jwk: dict[str, Any]) -> str:
