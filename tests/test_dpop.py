@@ -26,6 +26,7 @@ from authpi_worker.testing.tokens import claims as token_claims
 from tests.conftest import WORKER, Call, Clock, body
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
+from tests.test_keys import SMALL_ORDER, forged, small_order_jwk
 
 ME = f"{WORKER}/me"
 ALGS = 'algs="ES256 Ed25519 EdDSA RS256"'
@@ -620,3 +621,25 @@ async def test_isolate_authenticate_returns_a_refusal_for_a_malformed_proof_jwk(
         )
     assert isinstance(reply, Reply) and reply.status == 401
     assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["dpop_bad_jwk"]
+
+
+# --- Ed25519 proof keys of small order (issue 14, item 7) ------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SMALL_ORDER))
+async def test_a_proof_with_a_small_order_ed25519_jwk_is_dpop_bad_jwk(
+    call: Call, issuer: FakeIssuer, name: str
+) -> None:
+    """The token is bound to the small-order key, and the proof's R = identity, S = 0 verifies
+    under it in cryptography: the key itself is refused."""
+    jwk = small_order_jwk(SMALL_ORDER[name])
+    token = issuer.mint(cnf={"jkt": jkt(jwk)})
+    head = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk}
+    value = forged(
+        SMALL_ORDER[name],
+        lambda n: f"{encode_part(head)}.{encode_part(proof_claims('GET', ME, token, jti=str(n)))}",
+    )
+    reply, rejected = await dpop_call(call, token, value)
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert [event["reason"] for event in rejected] == ["dpop_bad_jwk"]

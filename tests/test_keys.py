@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from authpi_worker.keys import MAX_JWKS_BYTES, MAX_KEYS, InvalidKeySet, parse_jwk, parse_jwks
 from authpi_worker.testing.keys import SigningKey, make_key
+from authpi_worker.testing.tokens import b64url, encode_part
+from authpi_worker.testing.tokens import claims as token_claims
 from tests.conftest import Call
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
@@ -177,3 +182,84 @@ async def test_a_malformed_jwk_in_the_issuers_set_leaves_the_good_keys_tokens_at
     skipped = [e for e in events if e["event"] == "jwks_key_skipped"]
     assert len(skipped) == 1 and "alg" in skipped[0]["detail"]
     assert not [e for e in events if e["event"] == "jwks_fetch_failed"]
+
+
+# --- Ed25519 keys of small order (issue 14, item 7) ----------------------------------------
+
+# Every encoding of a point of order 1, 2, 4 or 8 (libsodium's blocklist, either sign bit):
+# with such a key, R = identity and S = 0 verify for many messages (every one, for the
+# identity). Written out here from the curve's published values, not taken from keys.py.
+_SMALL_ORDER_Y = {
+    "identity": "01" + "00" * 31,
+    "order 2": "ec" + "ff" * 30 + "7f",
+    "order 4": "00" * 32,
+    "order 8 (a)": "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "order 8 (b)": "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "identity as y = p + 1": "ee" + "ff" * 30 + "7f",
+    "order 4 as y = p": "ed" + "ff" * 30 + "7f",
+}
+SMALL_ORDER = {
+    f"{name}{', x sign bit set' if sign else ''}": bytes.fromhex(y[:-2])
+    + bytes([int(y[-2:], 16) | sign])
+    for name, y in _SMALL_ORDER_Y.items()
+    for sign in (0, 0x80)
+}
+IDENTITY = bytes.fromhex(_SMALL_ORDER_Y["identity"])
+# R = the identity point, S = 0.
+SMALL_ORDER_SIGNATURE = IDENTITY + bytes(32)
+
+
+def small_order_jwk(point: bytes, kid: str | None = None) -> dict[str, Any]:
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(point)}
+    return {**jwk, "kid": kid} if kid else jwk
+
+
+def forged(point: bytes, make: Callable[[int], str]) -> str:
+    """make(n) → a JWS signing input; the first one the small-order key `point` verifies
+    R = identity, S = 0 over (cryptography's own check), with that signature appended."""
+    public = Ed25519PublicKey.from_public_bytes(point)
+    for attempt in range(500):  # an order-8 key verifies about one message in eight
+        signing_input = make(attempt)
+        try:
+            public.verify(SMALL_ORDER_SIGNATURE, signing_input.encode())
+        except InvalidSignature:
+            continue
+        return f"{signing_input}.{b64url(SMALL_ORDER_SIGNATURE)}"
+    raise AssertionError(f"no message verified with {point.hex()}")
+
+
+def test_small_order_keys_forge_signatures_in_cryptography_itself() -> None:
+    """Why the keys are refused: cryptography (OpenSSL) accepts the identity as a public key,
+    and with it R = identity, S = 0 verifies for any message."""
+    public = Ed25519PublicKey.from_public_bytes(IDENTITY)
+    for message in (b"", b"any message at all", b"eyJhbGciOiJFZERTQSJ9.e30"):
+        public.verify(SMALL_ORDER_SIGNATURE, message)  # raises if the forgery failed
+    for point in SMALL_ORDER.values():  # and every other encoding verifies some message
+        assert forged(point, lambda n: f"message-{n}")
+
+
+@pytest.mark.parametrize("name", list(SMALL_ORDER))
+def test_small_order_ed25519_keys_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="small order"):
+        parse_jwk(small_order_jwk(SMALL_ORDER[name]))
+
+
+@pytest.mark.parametrize("name", list(SMALL_ORDER))
+async def test_a_token_forged_with_a_published_small_order_key_is_unknown_kid(
+    call: Call, issuer: FakeIssuer, keys: Keys, name: str
+) -> None:
+    """The issuer's set carries a small-order key beside its good ones: the key is skipped
+    with its note, so a token that verifies under it (in cryptography) names an unknown kid."""
+    point = SMALL_ORDER[name]
+    issuer.extra_jwks.append(small_order_jwk(point, "small-order"))
+    head = {"alg": "EdDSA", "typ": "at+jwt", "kid": "small-order"}
+    token = forged(
+        point, lambda n: f"{encode_part(head)}.{encode_part(token_claims(issuer.url, jti=n))}"
+    )
+    with logged() as events:
+        reply = await call("/me", token)
+        good = await call("/me", issuer.mint(keys["EdDSA"]))
+    assert (reply.status, good.status) == (401, 200)
+    assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["unknown_kid"]
+    notes = [e["detail"] for e in events if e["event"] == "jwks_key_skipped"]
+    assert len(notes) == 1 and "small order" in notes[0]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from base64 import urlsafe_b64encode
+import re
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,23 @@ ED25519_NAMES = frozenset({"Ed25519", "EdDSA"})
 # too, is an array of strings). Checked before any use: a list or an object where a string
 # belongs must refuse the key, never raise (an unhashable value in a set test is a TypeError).
 STRING_MEMBERS = ("kty", "crv", "alg", "use", "kid", "x", "y", "n", "e")
+# Ed25519 points of order 1, 2, 4 and 8: their y coordinates, little-endian, as libsodium's
+# blocklist has them (ge25519_has_small_order). Refused with either sign bit of x, which covers
+# the 8 canonical encodings and 6 non-canonical ones (x = 0 with its sign bit set; y = p and
+# y = p + 1, spellings of 0 and 1). A small-order key is no key: with the identity, R = identity
+# and S = 0 verify every message (cryptography accepts both), with the others many messages.
+SMALL_ORDER_ED25519 = frozenset(
+    bytes.fromhex(y)
+    for y in (
+        "0000000000000000000000000000000000000000000000000000000000000000",  # 0: order 4
+        "0100000000000000000000000000000000000000000000000000000000000000",  # 1: the identity
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # p - 1: order 2
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # p (= 0): order 4
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # p + 1 (= 1)
+    )
+)
 # RFC 7517/7518 private members: a public key set (or a DPoP proof's jwk) must have none.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638 §3.2: the members a thumbprint hashes, by kty (RFC 8037 §2 for OKP).
@@ -34,6 +52,9 @@ THUMBPRINT_MEMBERS = {
     "OKP": ("crv", "kty", "x"),
     "RSA": ("e", "kty", "n"),
 }
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class InvalidKeySet(ValueError):
@@ -126,6 +147,8 @@ def parse_jwk(jwk: object) -> Key:
     if not PRIVATE_MEMBERS.isdisjoint(jwk):
         raise ValueError("private key material in a public key")
     kid = jwk.get("kid")
+    if alg == "EdDSA":
+        _check_ed25519(jwk.get("x", ""))
     try:
         key = PyJWK(jwk, alg).key
     except Exception as error:  # PyJWT raises several types on hostile input; none may escape
@@ -165,6 +188,23 @@ def _check_types(jwk: dict[str, Any]) -> None:
         ops = jwk["key_ops"]
         if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
             raise ValueError("key_ops is not an array of strings")
+
+
+def _check_ed25519(x: str) -> None:
+    """The public key's 32 bytes, and not a point of small order (checked on the bytes, before
+    cryptography reads them: it would accept these)."""
+    point = _b64decode(x, "x")
+    if len(point) != 32:
+        raise ValueError("x is not 32 bytes")
+    if point[:31] + bytes((point[31] & 0x7F,)) in SMALL_ORDER_ED25519:
+        raise ValueError("Ed25519 key of small order")
+
+
+def _b64decode(value: str, name: str) -> bytes:
+    """A base64url member (RFC 7515 §2: no padding, no other characters)."""
+    if _BASE64URL.fullmatch(value) is None or len(value) % 4 == 1:
+        raise ValueError(f"{name} is not base64url")
+    return urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 def _implied_alg(jwk: dict[str, Any]) -> str:
