@@ -263,3 +263,50 @@ async def test_a_token_forged_with_a_published_small_order_key_is_unknown_kid(
     assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["unknown_kid"]
     notes = [e["detail"] for e in events if e["event"] == "jwks_key_skipped"]
     assert len(notes) == 1 and "small order" in notes[0]
+
+
+# --- RSA keys within what honest keys use (issue 14, item 5) -------------------------------
+
+
+def rsa_jwk(n: int, e: int, kid: str = "rsa-bounds") -> dict[str, Any]:
+    """An RSA public jwk of these numbers, each in the fewest bytes (RFC 7518 §6.3.1)."""
+    return {"kty": "RSA", "n": b64_int(n), "e": b64_int(e), "kid": kid}
+
+
+def b64_int(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def modulus(key: SigningKey) -> int:
+    return int(key.private.public_key().public_numbers().n)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("e", [3, 65537, 2**32 - 1])
+def test_rsa_exponents_honest_keys_use_are_usable(keys: Keys, e: int) -> None:
+    assert parse_jwk(rsa_jwk(modulus(keys["RS256"]), e)).alg == "RS256"
+
+
+@pytest.mark.parametrize(
+    "e",
+    [1, 2, 65536, 2**32, 2**32 + 1, 2**64 + 1, (1 << 2047) | 1],
+    ids=["1", "2", "65536", "2**32", "2**32+1", "2**64+1", "2048 bits"],
+)
+def test_rsa_exponents_outside_what_honest_keys_use_are_refused(keys: Keys, e: int) -> None:
+    """Odd, at least 3, at most 2**32: a verification costs in the exponent's length."""
+    with pytest.raises(ValueError, match="exponent"):
+        parse_jwk(rsa_jwk(modulus(keys["RS256"]), e))
+
+
+def test_an_rsa_modulus_over_4096_bits_is_refused_and_4096_bits_kept() -> None:
+    assert parse_jwk(rsa_jwk((1 << 4095) | 1, 65537)).key.key_size == 4096
+    with pytest.raises(ValueError, match="4096"):
+        parse_jwk(rsa_jwk((1 << 4096) | 1, 65537))
+
+
+def test_a_jwks_rsa_key_with_a_huge_exponent_is_skipped_before_it_is_read(keys: Keys) -> None:
+    """The note is the bound's, not PyJWT's ("unreadable"): the numbers never reached it."""
+    n = modulus(make_key("RS256", bits=3072))
+    key_set = parse_jwks(document(rsa_jwk(n, (1 << 3071) | 1), keys["ES256"].jwk()))
+    assert list(key_set.by_kid) == [keys["ES256"].kid]
+    assert len(key_set.skipped) == 1 and "exponent" in key_set.skipped[0]
+    assert "unreadable" not in key_set.skipped[0]

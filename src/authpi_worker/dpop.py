@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from authpi_worker.config import normalized_origin
 from authpi_worker.errors import InvalidDpopProof, InvalidToken
-from authpi_worker.keys import Key, parse_jwk, thumbprint
+from authpi_worker.keys import parse_jwk, thumbprint, thumbprint_as_sent
 from authpi_worker.tokens import (
     b64decode,
     check_signature,
@@ -106,7 +106,10 @@ class ProofChecker:
             raise InvalidDpopProof("dpop_proof_repeated", "more than one DPoP proof")
         try:
             header_b64, payload_b64, signature_b64 = split(proof)
-            found = self._key(header_b64)
+        except InvalidToken as problem:
+            _refuse(problem)
+        found = self._key(header_b64, jkt)  # the binding first: no key work for another key
+        try:
             signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
             check_signature(found.alg, signing_input, b64decode(signature_b64), found.key)
             claims = json_object(b64decode(payload_b64), "payload")
@@ -130,31 +133,54 @@ class ProofChecker:
             raise InvalidDpopProof("dpop_replayed", "proof already used")
         if claims.get("ath") != access_token_hash(token):
             raise InvalidDpopProof("dpop_wrong_ath", "ath does not match the access token")
-        if found.jkt != jkt:
-            raise InvalidToken("dpop_key_mismatch", "token is bound to another key")
         self.replays.remember(jti, iat, now)
 
-    def _key(self, header_b64: str) -> ProofKey:
-        """The checked header's key, read once per distinct header (§4.3 steps 4, 5 and 7)."""
+    def _key(self, header_b64: str, jkt: str) -> ProofKey:
+        """The checked header's key, if it is the one the token is bound to (§4.3 steps 4, 5, 7
+        and 12). Read once per distinct header: a client sends the same one every time."""
         found = self._keys.get(header_b64)
-        if found is not None:
+        if found is None:
+            found = self._read_key(header_b64, jkt)
+            self._keys[header_b64] = found
+            if len(self._keys) > PROOF_KEY_CACHE_SIZE:
+                self._keys.popitem(last=False)
+        else:
             self._keys.move_to_end(header_b64)
-            return found
-        header, alg = read_header(header_b64, DPOP_TYPES, _ALLOWED, "a DPoP proof")
+            if found.jkt != jkt:
+                raise _key_mismatch()
+        return found
+
+    def _read_key(self, header_b64: str, jkt: str) -> ProofKey:
+        """The header read, then the binding compared on the jwk's members as sent (hashing
+        them is all the work another key's proof gets), then the key read and checked."""
+        try:
+            header, alg = read_header(header_b64, DPOP_TYPES, _ALLOWED, "a DPoP proof")
+        except InvalidToken as problem:
+            _refuse(problem)
         jwk = header.get("jwk")
         if not isinstance(jwk, dict):
             raise InvalidDpopProof("dpop_bad_jwk", "proof has no jwk")
         try:
-            key: Key = parse_jwk(jwk)
+            sent = thumbprint_as_sent(jwk)
         except ValueError:
             raise InvalidDpopProof("dpop_bad_jwk", "proof jwk is not a usable public key") from None
+        if sent != jkt:
+            raise _key_mismatch()
+        try:
+            key = parse_jwk(jwk)
+        except ValueError:
+            raise InvalidDpopProof("dpop_bad_jwk", "proof jwk is not a usable public key") from None
+        if thumbprint(key) != sent:  # another spelling of a key: the binding names the canonical
+            raise InvalidDpopProof("dpop_bad_jwk", "proof jwk is not in its canonical form")
         if alg not in key.algs:
             raise InvalidDpopProof("dpop_alg_key_mismatch", "algorithm does not fit the key")
-        found = ProofKey(alg, key.key, thumbprint(key))
-        self._keys[header_b64] = found
-        if len(self._keys) > PROOF_KEY_CACHE_SIZE:
-            self._keys.popitem(last=False)
-        return found
+        return ProofKey(alg, key.key, sent)
+
+
+def _key_mismatch() -> InvalidToken:
+    """A proof of another key than the token's (§4.3 step 12): a thief's own key, so the
+    token is what is refused (invalid_token)."""
+    return InvalidToken("dpop_key_mismatch", "token is bound to another key")
 
 
 def access_token_hash(token: str) -> str:

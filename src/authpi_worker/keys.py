@@ -21,6 +21,15 @@ from jwt import PyJWK
 MAX_JWKS_BYTES = 512 * 1024
 MAX_KEYS = 100
 MIN_RSA_BITS = 2048  # RFC 8725 §3.5 / NIST: shorter RSA keys are not trusted
+# Honest RSA keys have a modulus of 2048 to 4096 bits and e = 65537 (3 in a few old ones). A
+# verification costs in the modulus's and the exponent's length: a 3,072-bit exponent made one
+# junk proof cost what 55 ES256 proofs do. So n and e are bounded, from their base64url lengths
+# first (nothing larger is decoded), before PyJWT or cryptography see them.
+MAX_RSA_BITS = 4096
+MIN_RSA_EXPONENT = 3  # and odd: e = 1 is no key, an even e no RSA key
+MAX_RSA_EXPONENT = 2**32  # NIST SP 800-56B caps e below 2**256; no honest key goes past 2**32
+_MAX_N_CHARS = -(-(MAX_RSA_BITS // 8 + 1) * 4 // 3)  # 4096 bits, even with a leading zero byte
+_MAX_E_CHARS = 8  # 6 bytes: 2**32 is 5, and a leading zero byte
 # RFC 9864: Ed25519 is the fully specified name; EdDSA, which it deprecates, still names it.
 ED25519_NAMES = frozenset({"Ed25519", "EdDSA"})
 # RFC 7517 §4, RFC 7518 §6: the members we read, each a string when present (key_ops, read
@@ -149,6 +158,8 @@ def parse_jwk(jwk: object) -> Key:
     kid = jwk.get("kid")
     if alg == "EdDSA":
         _check_ed25519(jwk.get("x", ""))
+    elif alg == "RS256":
+        _check_rsa(jwk.get("n", ""), jwk.get("e", ""))
     try:
         key = PyJWK(jwk, alg).key
     except Exception as error:  # PyJWT raises several types on hostile input; none may escape
@@ -161,7 +172,25 @@ def thumbprint(key: Key) -> str:
     """The RFC 7638 SHA-256 thumbprint, base64url: the required members only, in their canonical
     form (re-encoded from the key itself, so two spellings of one key have one thumbprint)."""
     jwk = _to_jwk(key.key)
-    members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
+    return _hash_members({name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]})
+
+
+def thumbprint_as_sent(jwk: dict[str, Any]) -> str:
+    """The RFC 7638 thumbprint of a JWK's required members as they are spelled, each of which
+    must be a string: no key is read, so it can be compared with a binding before any key
+    work. ValueError for a kty it has no members for, or a member missing or not a string."""
+    kty = jwk.get("kty")
+    names = THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if names is None:
+        raise ValueError(f"unsupported kty {kty!r}")
+    members = {name: jwk.get(name) for name in names}
+    for name, value in members.items():
+        if not isinstance(value, str):
+            raise ValueError(f"{name} is missing or not a string")
+    return _hash_members(members)
+
+
+def _hash_members(members: dict[str, Any]) -> str:
     canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
     return urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode("ascii")
 
@@ -198,6 +227,18 @@ def _check_ed25519(x: str) -> None:
         raise ValueError("x is not 32 bytes")
     if point[:31] + bytes((point[31] & 0x7F,)) in SMALL_ORDER_ED25519:
         raise ValueError("Ed25519 key of small order")
+
+
+def _check_rsa(n: str, e: str) -> None:
+    """The modulus and exponent within what honest keys use (MAX_RSA_BITS, the exponent's
+    range), read from their lengths before any number is made of them."""
+    if len(n) > _MAX_N_CHARS or int.from_bytes(_b64decode(n, "n"), "big").bit_length() > (
+        MAX_RSA_BITS
+    ):
+        raise ValueError(f"RSA modulus over {MAX_RSA_BITS} bits")
+    exponent = int.from_bytes(_b64decode(e, "e"), "big") if len(e) <= _MAX_E_CHARS else 0
+    if not MIN_RSA_EXPONENT <= exponent <= MAX_RSA_EXPONENT or exponent % 2 == 0:
+        raise ValueError("RSA exponent is not odd in [3, 2**32]")
 
 
 def _b64decode(value: str, name: str) -> bytes:
