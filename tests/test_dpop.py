@@ -723,3 +723,31 @@ async def test_a_proof_with_a_small_order_ed25519_jwk_is_dpop_bad_jwk(
     assert reply.status == 401
     assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
     assert [event["reason"] for event in rejected] == ["dpop_bad_jwk"]
+
+
+# --- htu: a URL that cannot be normalised equals nothing (issue 14, item 8) -----------------
+
+
+@pytest.mark.parametrize(
+    ("url", "htu"),
+    [
+        ("urn:anything", "urn:anything"),
+        ("", ""),
+        ("urn:anything", ""),
+        ("", "urn:anything"),
+        ("/me", "/me"),
+        ("ftp://authpi-worker.example/me", "ftp://authpi-worker.example/me"),
+        ("https://u:p@authpi-worker.example/me", "https://u:p@authpi-worker.example/me"),
+    ],
+)
+async def test_an_htu_is_never_matched_by_a_url_that_cannot_be_normalised(
+    isolate: Any, env: dict[str, object], client: SigningKey, bound: str, url: str, htu: str
+) -> None:
+    """Regression: normalized_url gives None for both, and None == None accepted the proof."""
+    value = proof(client, "GET", htu, bound)
+    with logged() as events:
+        reply = await isolate.authenticate(
+            env.get, f"DPoP {bound}", method="GET", url=url, dpop=value
+        )
+    assert isinstance(reply, Reply) and reply.status == 401
+    assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["dpop_wrong_htu"]

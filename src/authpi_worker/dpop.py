@@ -119,7 +119,8 @@ class ProofChecker:
         if claims.get("htm") != method:
             raise InvalidDpopProof("dpop_wrong_htm", "htm does not match the request method")
         htu = claims.get("htu")
-        if not isinstance(htu, str) or normalized_url(htu) != normalized_url(url):
+        expected = normalized_url(url)  # None for no absolute http(s) URL: it matches nothing
+        if expected is None or not isinstance(htu, str) or normalized_url(htu) != expected:
             raise InvalidDpopProof("dpop_wrong_htu", "htu does not match the request URL")
         iat = _iat(claims)
         if not now - PROOF_MAX_AGE <= iat <= now + PROOF_MAX_FUTURE:
