@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from app import REPORTS_SCOPE, ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
-from authpi_worker.dpop import DPOP_TYPES
+from authpi_worker.dpop import DPOP_TYPES, PROOF_MAX_AGE, PROOF_MAX_FUTURE, ReplayCache
 from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Fetched
 from authpi_worker.keys import MAX_KEYS, parse_jwks
 from authpi_worker.responses import DPOP_ALGS
@@ -952,3 +952,41 @@ async def test_a_null_kid_is_malformed_not_read_as_absent() -> None:
         reply = await request("/me", f"Bearer {token}", isolate_for(good_jwks()))
     assert is_invalid_token(reply)
     assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["malformed"]
+
+
+# --- The replay cache under any sequence of proofs (issue 14, item 4) -----------------------
+
+replay_steps = st.lists(
+    st.tuples(
+        st.integers(0, 11),  # which key (12 of them: more than the cache below holds)
+        st.floats(-PROOF_MAX_AGE, PROOF_MAX_FUTURE),  # the proof's iat, from now
+        st.sampled_from([0.0, 0.0, 1.0, 30.0, PROOF_MAX_AGE / 2]),  # time passing first
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=replay_steps, keys=st.sampled_from(["few", "some", "each new"]))
+def test_the_replay_cache_never_lets_an_accepted_proof_be_replayed(
+    steps: list[tuple[int, float, float]], keys: str
+) -> None:
+    """Whatever the order, keys and times: every accepted proof stays refused while it is in
+    the window (remembered, or at or below its key's floor); the bounds hold; and the
+    isolate-wide floor never rises while fewer keys than the cache holds are in play."""
+    cache = ReplayCache(size=8, per_key=3)
+    now = 1_000_000.0
+    accepted: list[tuple[str, str, float]] = []
+    for number, (key, ahead, passing) in enumerate(steps):
+        now += passing
+        jkt = {"few": f"k{key % 4}", "some": f"k{key}", "each new": f"k{number}"}[keys]
+        iat = now + ahead
+        if iat <= cache.floor_of(jkt):
+            continue  # the checker refuses it: dpop_iat_out_of_window
+        cache.remember(jkt, f"j{number}", iat, now)
+        accepted.append((jkt, f"j{number}", iat))
+        assert len(cache) <= 8 and cache.tracked <= 9
+        for held, jti, old in accepted:
+            assert old < now - PROOF_MAX_AGE or cache.seen(held, jti) or old <= cache.floor_of(held)
+        if keys == "few":
+            assert cache.floor == float("-inf")
