@@ -1,9 +1,11 @@
 """The key set: which JWKs from the issuer's document may verify which algorithm.
 
 A key is usable only in the algorithm its kty/crv implies (RFC 8725 §3.1): EC P-256 → ES256,
-RSA of 2048 bits or more → RS256, OKP Ed25519 → Ed25519, under either of its names (RFC 9864's
-fully specified `Ed25519`, or the polymorphic `EdDSA` it deprecates). Anything else in the
-document is skipped with a note, and never stops the good keys from working.
+RSA of 2048 to 4096 bits with an honest exponent → RS256, OKP Ed25519 not of small order →
+Ed25519, under either of its names (RFC 9864's fully specified `Ed25519`, or the polymorphic
+`EdDSA` it deprecates). Every member read must have its JSON type. Anything else in the
+document is skipped with a note, and never stops the good keys from working. The same rules
+judge a DPoP proof's jwk.
 """
 
 from __future__ import annotations
