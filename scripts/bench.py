@@ -44,9 +44,9 @@ from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.jwks import COOLDOWN, Edge, Fetched
 from authpi_worker.keys import parse_jwk, thumbprint
-from authpi_worker.testing.dpop import jkt, proof, public_jwk
+from authpi_worker.testing.dpop import jkt, proof, proof_claims, public_jwk
 from authpi_worker.testing.keys import SigningKey, make_key
-from authpi_worker.testing.tokens import AUDIENCE, header, mint, unb64url
+from authpi_worker.testing.tokens import AUDIENCE, b64url, encode_part, header, mint, unb64url
 from scripts import bench_pyodide
 from scripts.bench_child import BenchError, NodeChild, Timing
 from scripts.bench_pyodide import PyodideBench
@@ -74,6 +74,11 @@ JOSE_TOKENS = 200  # distinct tokens per algorithm for Node; jose keeps no verif
 SEQUENTIAL = 10_000  # requests under one kid for the fetch count
 FLOOD = 1_000  # unknown-kid tokens within one cooldown
 PROOF_KEYS = 20  # distinct proof jwks per algorithm for proof_key_us (each read anew: no cache)
+# Issue 14: a proof whose jwk is a 3,072-bit RSA key with a 3,072-bit exponent, and a junk
+# signature, beside a valid ES256 proof. Its own rounds: before the fix one cost ~6 ms.
+HOSTILE_RSA_BITS = 3072
+HOSTILE_ROUNDS = 11
+HOSTILE_BATCH = 100
 
 BUSY_CORES = 0.25  # other work, in cores on average, above which the run is flagged as shared
 
@@ -81,6 +86,8 @@ MAX_FULL_OVER_PYJWT = 1.15  # the whole request may cost at most 15% more than b
 MIN_JOSE_OVER_FULL = 1.0  # the quickstart's stack must not be faster than ours
 # A repeated DPoP-bound token with a new proof costs about one signature check, not two.
 MAX_DPOP_CACHED_OVER_FULL = 1.2
+# A hostile proof is refused before any RSA work: it may not cost more than a valid proof.
+MAX_HOSTILE_OVER_VALID_PROOF = 1.0
 
 # results.json fields per algorithm, in the issues' order.
 RESULT_FIELDS = (
@@ -249,17 +256,20 @@ def time_pyjwt(public: Any, tokens: Sequence[str]) -> Timing:
     return watch.per(len(tokens))
 
 
-async def time_dpop(isolate: Isolate, requests: Sequence[tuple[str, str]]) -> Timing:
-    """The whole request with a DPoP-bound token and its proof, as for time_requests."""
-    refused = 0
+async def time_dpop(
+    isolate: Isolate, requests: Sequence[tuple[str, str]], status: int = 200
+) -> Timing:
+    """The whole request with a DPoP-bound token and its proof, as for time_requests; each
+    must be answered with status."""
+    wrong = 0
     watch = Stopwatch()
     for token, proof_value in requests:
         request = Request("GET", URL, f"DPoP {token}", proof_value)
         reply = await dispatch(ROUTES, request, isolate, ENV.get)
-        refused += reply.status != 200
+        wrong += reply.status != status
     timing = watch.per(len(requests))
-    if refused:
-        raise BenchError(f"{refused} of {len(requests)} DPoP requests were refused")
+    if wrong:
+        raise BenchError(f"{wrong} of {len(requests)} DPoP requests were not {status}")
     return timing
 
 
@@ -294,6 +304,93 @@ def no_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+class HostileProof:
+    """Issue 14, item 5: valid ES256 proof requests beside requests whose proof carries a
+    3,072-bit RSA jwk with a 3,072-bit exponent and a junk signature, the token bound to
+    another key (the ES256 client's) or to that very jwk. Both are refused (401) before any
+    RSA work: the first at the binding, the second at the key's bounds."""
+
+    FIELDS = ("valid_es256_us", "hostile_rsa_us", "hostile_rsa_bound_us")
+
+    def __init__(self, cases: dict[str, Case]) -> None:
+        self.case = cases["ES256"]
+        self.isolate = Isolate(MemoryIssuer(jwks_document(cases)))
+        self.token = self.case.mint(1, bound=True)[0]
+        public = make_key("RS256", bits=HOSTILE_RSA_BITS).private.public_key()
+        n = public.public_numbers().n  # type: ignore[union-attr]
+        e = (1 << (HOSTILE_RSA_BITS - 1)) | 1
+        self.jwk = {"kty": "RSA", "n": _b64_int(n), "e": _b64_int(e)}
+        exp = int(time.time()) + TOKEN_LIFETIME
+        self.bound_to_it = mint(
+            self.case.key, ISSUER, AUDIENCE, exp=exp, cnf={"jkt": jkt(self.jwk)}
+        )
+
+    def hostile(self, token: str, count: int) -> list[tuple[str, str]]:
+        head = encode_part({"typ": "dpop+jwt", "alg": "RS256", "jwk": self.jwk})
+        junk = b64url(bytes(HOSTILE_RSA_BITS // 8))
+        return [
+            (token, f"{head}.{encode_part(proof_claims('GET', URL, token))}.{junk}")
+            for _ in range(count)
+        ]
+
+    async def measure(self, field: str, batch: int) -> Timing:
+        if field == "valid_es256_us":
+            requests = self.case.proven([self.token] * batch)
+        else:
+            token = self.token if field == "hostile_rsa_us" else self.bound_to_it
+            requests = self.hostile(token, batch)
+        status = 200 if field == "valid_es256_us" else 401
+        with logged():  # the refusals' log lines are deliberate: they stay here
+            await time_dpop(self.isolate, requests[:1], status)  # the token is cached after it
+            with no_gc():
+                return await time_dpop(self.isolate, requests[1:], status)
+
+
+def _b64_int(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+async def hostile_proof(cases: dict[str, Case], rounds: int, batch: int) -> Medians:
+    """Each of HostileProof's measurements once per round, the order reversed every other
+    round: medians (µs per request), wall under "wall", process CPU under "cpu"."""
+    bench = HostileProof(cases)
+    samples: dict[str, list[Timing]] = {field: [] for field in HostileProof.FIELDS}
+    for number in range(rounds):
+        fields = HostileProof.FIELDS if number % 2 == 0 else HostileProof.FIELDS[::-1]
+        for field in fields:
+            samples[field].append(await bench.measure(field, batch + 1))
+    return {
+        clock: {
+            field: round(statistics.median(t.cpu if clock == "cpu" else t.wall for t in timings), 2)
+            for field, timings in samples.items()
+        }
+        for clock in ("wall", "cpu")
+    }
+
+
+def hostile_lines(medians: Medians) -> list[str]:
+    """The hostile-proof row: µs per request on both clocks, and the ratios to a valid proof."""
+    wall, cpu = medians["wall"], medians["cpu"]
+    lines = [
+        "DPoP proofs, µs per request (wall / CPU), issue 14:",
+        f"{'valid ES256 proof':>30}{'hostile RSA, unbound':>24}{'hostile RSA, bound':>22}",
+        "".join(
+            f"{f'{wall[field]:9.1f} /{cpu[field]:8.1f}':>{width}}"
+            for field, width in zip(HostileProof.FIELDS, (30, 24, 22), strict=True)
+        ),
+    ]
+    for field, name in (("hostile_rsa_us", "unbound"), ("hostile_rsa_bound_us", "bound")):
+        on_wall = wall[field] / wall["valid_es256_us"]
+        on_cpu = cpu[field] / cpu["valid_es256_us"]
+        ok = on_wall <= MAX_HOSTILE_OVER_VALID_PROOF
+        lines.append(
+            f"  {f'hostile RSA proof ({name}) / valid ES256':42}{on_wall:8.2f}{on_cpu:8.2f}   "
+            f"{f'≤ {MAX_HOSTILE_OVER_VALID_PROOF}':8} {verdict(ok)} "
+            f"{verdict(on_cpu <= MAX_HOSTILE_OVER_VALID_PROOF)}"
+        )
+    return lines
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -414,11 +511,17 @@ def summarize(samples: Samples, *, cpu: bool = False) -> Medians:
 
 
 def results_document(
-    medians: Medians, sequential: int, flood: int, node: dict[str, Any], pyodide: PyodideBench
+    medians: Medians,
+    sequential: int,
+    flood: int,
+    node: dict[str, Any],
+    pyodide: PyodideBench,
+    hostile: Medians,
 ) -> dict[str, Any]:
-    """bench/results.json, in the shape issues 5 and 10 give."""
+    """bench/results.json, in the shape issues 5 and 10 give (and issue 14's hostile proof)."""
     return {
         "algs": {alg: {field: medians[alg][field] for field in RESULT_FIELDS} for alg in ALGS},
+        "dpop_hostile_proof": hostile["wall"],
         "pyodide": bench_pyodide.results(medians[PYODIDE]),
         "jwks_fetches": {"sequential_10000": sequential, "unknown_kid_flood_1000": flood},
         "env": {
@@ -500,7 +603,14 @@ def targets(wall: Medians, cpu: Medians, sequential: int, flood: int) -> list[st
     return lines
 
 
-def report(wall: Medians, cpu: Medians, results: dict[str, Any], rounds: int, batch: int) -> str:
+def report(
+    wall: Medians,
+    cpu: Medians,
+    results: dict[str, Any],
+    rounds: int,
+    batch: int,
+    hostile: Medians,
+) -> str:
     fetches = results["jwks_fetches"]
     lines = [
         f"µs per request, medians of {rounds} alternating rounds "
@@ -526,6 +636,8 @@ def report(wall: Medians, cpu: Medians, results: dict[str, Any], rounds: int, ba
         *bench_pyodide.table(wall[PYODIDE], cpu[PYODIDE], results["env"], rounds),
         "",
         *targets(wall, cpu, fetches["sequential_10000"], fetches["unknown_kid_flood_1000"]),
+        "",
+        *hostile_lines(hostile),
         "",
         "env: " + ", ".join(f"{name} {version}" for name, version in results["env"].items()),
     ]
@@ -573,8 +685,8 @@ def machine_note(start: CpuUse, end: CpuUse) -> str:
     return note
 
 
-async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, Any]]:
-    """Every measurement and count: (per-round samples, results.json)."""
+async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, Any], Medians]:
+    """Every measurement and count: (per-round samples, results.json, the hostile proof)."""
     cases = make_cases()
     issuer = MemoryIssuer(jwks_document(cases))
     isolate = Isolate(issuer)
@@ -611,8 +723,10 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
         )
     sequential = await count_sequential(cases, SEQUENTIAL)
     flood = await count_flood(cases, FLOOD)
+    hostile = await hostile_proof(cases, HOSTILE_ROUNDS, HOSTILE_BATCH)
     medians = summarize(samples)
-    return samples, results_document(medians, sequential, flood, node_info, pyodide)
+    results = results_document(medians, sequential, flood, node_info, pyodide, hostile)
+    return samples, results, hostile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -623,10 +737,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--batch", type=int, default=BATCH, help="fresh tokens per round")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--hostile-proof-only",
+        action="store_true",
+        help="only the hostile DPoP proof row (issue 14): a few seconds, no Node",
+    )
     args = parser.parse_args(argv)
     start = CpuUse.now()
+    if args.hostile_proof_only:
+        hostile = asyncio.run(hostile_proof(make_cases(), HOSTILE_ROUNDS, HOSTILE_BATCH))
+        print("\n".join(hostile_lines(hostile)))
+        print(machine_note(start, CpuUse.now()))
+        return 0
     try:
-        samples, results = asyncio.run(bench(args.node, args.rounds, args.batch))
+        samples, results, hostile = asyncio.run(bench(args.node, args.rounds, args.batch))
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
@@ -634,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     wall, cpu = summarize(samples), summarize(samples, cpu=True)
-    print(report(wall, cpu, results, args.rounds, args.batch))
+    print(report(wall, cpu, results, args.rounds, args.batch, hostile))
     print(machine_note(start, CpuUse.now()))
     shown = out.relative_to(PROJECT) if out.is_relative_to(PROJECT) else out
     print(f"\nwrote {shown} in {time.perf_counter() - start.wall:.0f} s")

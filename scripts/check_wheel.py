@@ -18,7 +18,7 @@ from pathlib import Path
 
 import authpi_worker
 import authpi_worker.testing
-from authpi_worker import Claims, Fetched, Isolate, Reply
+from authpi_worker import Claims, Edge, Fetched, Isolate, Reply
 
 ISSUER = "https://issuer.example/authpi"  # any https issuer: nothing is fetched over a network
 VARS = {"AUTHPI_ISSUER_URL": ISSUER, "AUTHPI_AUDIENCE": authpi_worker.testing.AUDIENCE}
@@ -39,7 +39,7 @@ async def requests() -> tuple[Claims | Reply, Claims | Reply]:
     key = authpi_worker.testing.make_key("ES256")
     jwks = json.dumps({"keys": [key.jwk()]}).encode()
 
-    async def fetch(url: str, edge_ttl: int | None) -> Fetched:
+    async def fetch(url: str, edge: Edge) -> Fetched:
         return Fetched(200, jwks)
 
     isolate = Isolate(fetch)

@@ -6,25 +6,37 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import pytest
 
+from authpi_worker import Reply
 from authpi_worker.dpop import (
     MAX_JTI_LENGTH,
     PROOF_MAX_AGE,
     PROOF_MAX_FUTURE,
+    REPLAY_CACHE_PER_KEY,
+    REPLAY_CACHE_SIZE,
     ReplayCache,
     normalized_url,
 )
 from authpi_worker.keys import parse_jwk, thumbprint
 from authpi_worker.testing.dpop import jkt, proof, proof_claims, proof_header, public_jwk
 from authpi_worker.testing.keys import SigningKey, make_key
-from authpi_worker.testing.tokens import b64url, edit_signature, encode_part, header, sign
+from authpi_worker.testing.tokens import (
+    b64url,
+    edit_signature,
+    encode_part,
+    header,
+    sign,
+    unb64url,
+)
 from authpi_worker.testing.tokens import claims as token_claims
 from tests.conftest import WORKER, Call, Clock, body
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
+from tests.test_keys import SMALL_ORDER, forged, rsa_jwk, small_order_jwk
 
 ME = f"{WORKER}/me"
 ALGS = 'algs="ES256 Ed25519 EdDSA RS256"'
@@ -78,7 +90,7 @@ async def test_a_valid_proof_for_each_algorithm_is_200(
             id="typ-application-prefix-any-case",
         ),
         pytest.param(
-            lambda k, t: proof(k, "GET", ME, t, iat=int(time.time()) + PROOF_MAX_FUTURE - 5),
+            lambda k, t: proof(k, "GET", ME, t, iat=int(time.time()) + PROOF_MAX_FUTURE - 1),
             id="iat-a-little-ahead",
         ),
         pytest.param(
@@ -224,20 +236,6 @@ HOSTILE: dict[str, tuple[Make, str]] = {
         "dpop_unsupported_alg",
     ),
     "jwk an oct key under ES256": (_with_jwk({"kty": "oct", "k": "c2VjcmV0"}), "dpop_bad_jwk"),
-    "jwk RSA 1024 bits": (
-        lambda k, t: proof(make_key("RS256", bits=1024), "GET", ME, t),
-        "dpop_bad_jwk",
-    ),
-    "jwk P-384": (
-        lambda k, t: proof(make_key("ES256", curve="P-384"), "GET", ME, t, alg="ES256"),
-        "dpop_bad_jwk",
-    ),
-    "jwk point not on the curve": (
-        lambda k, t: proof(
-            k, "GET", ME, t, head=proof_header(k, jwk={**public_jwk(k), "y": public_jwk(k)["x"]})
-        ),
-        "dpop_bad_jwk",
-    ),
     # The signature, with the header's jwk (step 6)
     "signed by another key than its jwk": (
         lambda k, t: _signed(proof_header(k), proof_claims("GET", ME, t), make_key("ES256")),
@@ -299,6 +297,92 @@ HOSTILE: dict[str, tuple[Make, str]] = {
         "dpop_wrong_ath",
     ),
 }
+
+
+def _rsa_jwk(n: int, e: int) -> dict[str, Any]:
+    """An RSA public jwk of these numbers, without kid (as a client sends it)."""
+    return {k: v for k, v in rsa_jwk(n, e).items() if k != "kid"}
+
+
+@cache
+def _rsa_n(bits: int) -> str:
+    """A real modulus of this size, base64url, made once per size."""
+    return str(make_key("RS256", bits=bits).jwk()["n"])
+
+
+def _modulus(bits: int) -> int:
+    return int.from_bytes(unb64url(_rsa_n(bits)), "big")
+
+
+# jwks the token is bound to (cnf.jkt is their thumbprint as sent) that are still no usable
+# public key: refused as dpop_bad_jwk, the proof's signature never checked (it is junk here).
+HOSTILE_KEYS: dict[str, Callable[[SigningKey], dict[str, Any]]] = {
+    "RSA 1024 bits": lambda k: public_jwk(make_key("RS256", bits=1024)),
+    "RSA modulus over 4096 bits": lambda k: _rsa_jwk((1 << 4096) | 1, 65537),
+    "RSA exponent of 3072 bits": lambda k: _rsa_jwk(_modulus(3072), (1 << 3071) | 1),
+    "RSA exponent 2**32 + 1": lambda k: _rsa_jwk(_modulus(2048), 2**32 + 1),
+    "RSA exponent even": lambda k: _rsa_jwk(_modulus(2048), 65536),
+    "RSA exponent 1": lambda k: _rsa_jwk(_modulus(2048), 1),
+    "RSA n with a leading zero byte (another spelling of the key)": lambda k: {
+        "kty": "RSA",
+        "n": b64url(b"\0" + unb64url(_rsa_n(2048))),
+        "e": "AQAB",
+    },
+    "EC x padded (another spelling of the key)": lambda k: {
+        **public_jwk(k),
+        "x": public_jwk(k)["x"] + "=",
+    },
+    "P-384": lambda k: public_jwk(make_key("ES256", curve="P-384")),
+    "point not on the curve": lambda k: {**public_jwk(k), "y": public_jwk(k)["x"]},
+    "an oct key with a kty/k the thumbprint cannot name": lambda k: {"kty": "oct", "k": "c2Vj"},
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_KEYS))
+async def test_a_bound_jwk_that_is_no_usable_key_is_dpop_bad_jwk(
+    name: str, call: Call, issuer: FakeIssuer, client: SigningKey
+) -> None:
+    jwk = HOSTILE_KEYS[name](client)
+    token = issuer.mint(cnf={"jkt": _as_sent(jwk)})
+    alg = "RS256" if jwk["kty"] == "RSA" else "ES256"
+    head = encode_part({"typ": "dpop+jwt", "alg": alg, "jwk": jwk})
+    value = f"{head}.{encode_part(proof_claims('GET', ME, token))}.{b64url(b'junk' * 64)}"
+    reply, rejected = await dpop_call(call, token, value)
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert [event["reason"] for event in rejected] == ["dpop_bad_jwk"]
+
+
+def _as_sent(jwk: dict[str, Any]) -> str:
+    """The RFC 7638 thumbprint of a jwk's required members as they are spelled (for an oct
+    key, of its k: a binding an issuer could not have made to any usable key)."""
+    return jkt(jwk) if jwk["kty"] != "oct" else "unthumbprintable"
+
+
+async def test_a_proof_of_another_key_is_refused_before_its_signature_is_checked(
+    call: Call, bound: str
+) -> None:
+    """Ordering without timing: the signature would fail too, but the binding is checked
+    first, so the reason is the key (invalid_token), not the signature."""
+    other = make_key("ES256")
+    value = _signed(proof_header(other), proof_claims("GET", ME, bound), make_key("ES256"))
+    reply, rejected = await dpop_call(call, bound, value)
+    assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+    assert [event["reason"] for event in rejected] == ["dpop_key_mismatch"]
+
+
+async def test_a_hostile_rsa_proof_key_not_bound_to_the_token_costs_no_rsa_work(
+    call: Call, bound: str
+) -> None:
+    """The review's proof: a 3,072-bit key with a 3,072-bit exponent and a junk signature,
+    which cost about 55 ES256 proofs to verify. Its thumbprint is not the token's: refused
+    as another key's proof, before it is read as a key or its signature checked."""
+    jwk = _rsa_jwk(_modulus(3072), (1 << 3071) | 1)
+    head = encode_part({"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk})
+    value = f"{head}.{encode_part(proof_claims('GET', ME, bound))}.{b64url(bytes(384))}"
+    reply, rejected = await dpop_call(call, bound, value)
+    assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+    assert [event["reason"] for event in rejected] == ["dpop_key_mismatch"]
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
@@ -472,26 +556,131 @@ async def test_the_dpop_scheme_is_case_insensitive(
     assert reply.status == 200
 
 
-# --- The replay cache: bounded, and a flood narrows the window instead of opening it ----------
+# --- The replay cache: one client cannot lock the others out (issue 14, item 4) -------------
+
+
+async def test_one_keys_flood_of_proofs_ahead_in_time_never_refuses_another_keys_proof(
+    call: Call, issuer: FakeIssuer, client: SigningKey, bound: str, verifier: Any, clock: Clock
+) -> None:
+    """The review's attack: a client with its own bound token sends REPLAY_CACHE_SIZE + 1
+    accepted proofs, each as far ahead as allowed. Before, the global floor rose past now and
+    every other client's fresh proof was dpop_iat_out_of_window; now only the flooding key's
+    own window narrows, and its evicted proofs still cannot be replayed."""
+    flooder = make_key("EdDSA")  # the quickest to sign: the flood is 10,001 real requests
+    token = issuer.mint(cnf={"jkt": jkt(flooder)})
+    now = int(clock.now)
+    first = proof(flooder, "GET", ME, token, iat=now)
+    # Each iat a little newer than the last, up to the limit: every one is accepted.
+    step = PROOF_MAX_FUTURE / REPLAY_CACHE_SIZE
+    flood = [
+        proof(flooder, "GET", ME, token, iat=now + step * (index + 1))
+        for index in range(REPLAY_CACHE_SIZE)
+    ]
+    with logged() as events:
+        for value in [first, *flood]:
+            await call("/me", authorization=f"DPoP {token}", dpop=value)
+    assert [e for e in events if e["event"] == "request_rejected"] == []
+    reply, rejected = await dpop_call(call, bound, proof(client, "GET", ME, bound))
+    assert (reply.status, rejected) == (200, [])  # another key's fresh proof
+    assert len(verifier.proofs.replays) <= REPLAY_CACHE_PER_KEY + 1  # the flooder's share, +1
+    replayed, rejected = await dpop_call(call, token, first)  # evicted, yet no replay
+    assert replayed.status == 401
+    assert [event["reason"] for event in rejected] == ["dpop_iat_out_of_window"]
+    fresh, rejected = await dpop_call(call, token, proof(flooder, "GET", ME, token))
+    assert fresh.status == 401  # the flooder narrowed its own window, until `ahead` passes
+    assert [event["reason"] for event in rejected] == ["dpop_iat_out_of_window"]
+    clock.advance(PROOF_MAX_FUTURE + 1)
+    later = proof(flooder, "GET", ME, token, iat=int(clock.now))
+    assert (await dpop_call(call, token, later))[0].status == 200
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [(0, True), (PROOF_MAX_FUTURE, True), (PROOF_MAX_FUTURE + 1, False), (30, False)],
+)
+async def test_a_proof_may_lie_at_most_proof_max_future_seconds_ahead(
+    call: Call, client: SigningKey, bound: str, clock: Clock, ahead: int, accepted: bool
+) -> None:
+    """A few seconds (the review: 30 s let one flood hold the window shut for 30 s)."""
+    value = proof(client, "GET", ME, bound, iat=int(clock.now) + ahead)
+    reply, rejected = await dpop_call(call, bound, value)
+    if accepted:
+        assert (reply.status, rejected) == (200, [])
+    else:
+        assert reply.status == 401
+        assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+        assert [event["reason"] for event in rejected] == ["dpop_iat_out_of_window"]
+
+
+def test_the_future_skew_is_a_few_seconds() -> None:
+    assert 1 <= PROOF_MAX_FUTURE <= 5
+
+
+def test_one_keys_proofs_are_capped_and_only_its_own_floor_rises() -> None:
+    cache = ReplayCache(size=100, per_key=3)
+    cache.remember("other", "o", iat=100.0, now=100.0)
+    for jti, iat in (("a", 100.0), ("b", 90.0), ("c", 110.0), ("d", 105.0)):
+        cache.remember("flooder", jti, iat, now=120.0)
+    assert len(cache) == 4  # 3 of the flooder's, 1 of the other's
+    assert not cache.seen("flooder", "b")  # its oldest iat went, not its first in
+    assert cache.floor_of("flooder") == 90.0  # so its proofs from iat 90 or before are refused
+    assert cache.floor_of("other") == float("-inf")  # and no one else's
+    assert cache.seen("other", "o") and not cache.seen("other", "a")  # jtis are per key
+
+
+def test_a_full_replay_cache_evicts_from_the_key_holding_the_most() -> None:
+    cache = ReplayCache(size=6, per_key=5)
+    for index in range(4):
+        cache.remember("heavy", f"h{index}", iat=100.0 + index, now=110.0)
+    cache.remember("light", "l0", iat=100.0, now=110.0)
+    cache.remember("light", "l1", iat=101.0, now=110.0)
+    cache.remember("new", "n0", iat=109.0, now=110.0)  # full: the heaviest pays
+    assert len(cache) == 6
+    assert not cache.seen("heavy", "h0") and cache.floor_of("heavy") == 100.0
+    assert cache.seen("light", "l0") and cache.floor_of("light") == float("-inf")
+    assert cache.floor_of("new") == float("-inf") and cache.floor == float("-inf")
+
+
+def test_only_as_many_distinct_keys_as_the_cache_holds_press_on_the_others() -> None:
+    """The residual: when every remembered proof is another key's, a new key's proof makes the
+    least recently used key be forgotten whole, and its floor becomes the isolate's."""
+    cache = ReplayCache(size=3, per_key=2)
+    for index in range(3):
+        cache.remember(f"k{index}", "j", iat=100.0 + index, now=110.0)
+    cache.remember("k3", "j", iat=105.0, now=110.0)
+    assert len(cache) == 3 and cache.tracked == 3
+    assert not cache.seen("k0", "j") and cache.floor == 100.0
+    assert cache.floor_of("k1") == 100.0
 
 
 def test_replay_cache_forgets_a_jti_once_its_proof_is_too_old_anyway() -> None:
     cache = ReplayCache(size=10)
-    cache.remember("a", iat=1000.0, now=1000.0)
-    cache.remember("b", iat=1000.0 + PROOF_MAX_AGE, now=1000.0 + PROOF_MAX_AGE + 1)
-    assert not cache.seen("a") and cache.seen("b") and len(cache) == 1
-    assert cache.floor == float("-inf")  # nothing was evicted while it could still be replayed
+    cache.remember("k", "a", iat=1000.0, now=1000.0)
+    cache.remember("k", "b", iat=1000.0 + PROOF_MAX_AGE, now=1000.0 + PROOF_MAX_AGE + 1)
+    assert not cache.seen("k", "a") and cache.seen("k", "b") and len(cache) == 1
+    assert cache.floor_of("k") == float("-inf")  # nothing was evicted while it could be replayed
 
 
-def test_a_full_replay_cache_evicts_the_oldest_and_refuses_proofs_that_old() -> None:
-    cache = ReplayCache(size=3)
-    for jti, iat in (("a", 100.0), ("b", 90.0), ("c", 110.0), ("d", 105.0)):
-        cache.remember(jti, iat, now=120.0)
-    assert len(cache) == 3 and not cache.seen("b")  # the oldest iat went, not the first in
-    assert cache.floor == 90.0  # so any proof from iat 90 or before is now refused
+def test_a_keys_record_is_dropped_once_its_proofs_and_floor_are_out_of_the_window() -> None:
+    cache = ReplayCache(size=10, per_key=1)
+    cache.remember("idle", "a", iat=1000.0, now=1000.0)
+    cache.remember("idle", "b", iat=1001.0, now=1001.0)  # a floor of 1000
+    later = 1001.0 + PROOF_MAX_AGE + PROOF_MAX_FUTURE + 1
+    cache.remember("busy", "c", iat=later, now=later)
+    assert cache.tracked == 1 and len(cache) == 1 and not cache.seen("idle", "b")
+    assert cache.floor_of("idle") == float("-inf")
 
 
-async def test_a_flood_of_proofs_shortens_the_window_instead_of_reopening_replays(
+def test_the_replay_cache_stays_within_its_bounds_under_any_flood() -> None:
+    cache = ReplayCache(size=50, per_key=10)
+    for index in range(5_000):
+        key = f"k{index % 7}" if index % 3 else f"one-off-{index}"
+        cache.remember(key, f"j{index}", iat=1000.0 + index / 100, now=1000.0 + index / 100)
+        assert len(cache) <= 50 and cache.tracked <= 51
+    assert all(len(cache._keys[key].jtis) <= 10 for key in cache._keys)
+
+
+async def test_a_flood_of_proofs_shortens_the_keys_window_instead_of_reopening_replays(
     call: Call,
     client: SigningKey,
     bound: str,
@@ -499,14 +688,13 @@ async def test_a_flood_of_proofs_shortens_the_window_instead_of_reopening_replay
     monkeypatch: pytest.MonkeyPatch,
     clock: Clock,
 ) -> None:
-    monkeypatch.setattr(verifier.proofs, "replays", ReplayCache(size=2))
+    monkeypatch.setattr(verifier.proofs, "replays", ReplayCache(size=10, per_key=2))
     now = int(clock.now)
     early = proof(client, "GET", ME, bound, iat=now - 60)
     assert (await dpop_call(call, bound, early))[0].status == 200
-    for _ in range(2):  # newer proofs push the early one out of the full cache
-        assert (await dpop_call(call, bound, proof(client, "GET", ME, bound, iat=now)))[
-            0
-        ].status == 200
+    for _ in range(2):  # newer proofs push the early one out of the key's full share
+        value = proof(client, "GET", ME, bound, iat=now)
+        assert (await dpop_call(call, bound, value))[0].status == 200
     reply, rejected = await dpop_call(call, bound, early)
     assert reply.status == 401
     assert [event["reason"] for event in rejected] == ["dpop_iat_out_of_window"]
@@ -582,3 +770,90 @@ async def test_ed25519_named_access_token_is_200(
     key = keys["EdDSA"]
     token = sign(key, header(key, alg="Ed25519"), token_claims(issuer.url), alg="EdDSA")
     assert (await call("/me", token)).status == 200
+
+
+# --- Malformed jwk members: a refused proof, never an exception (issue 14, item 3) -----------
+
+
+@pytest.mark.parametrize("declared", [["EdDSA"], {}, {"EdDSA": 1}])
+async def test_a_proof_jwk_whose_alg_is_not_a_string_is_dpop_bad_jwk_not_500(
+    call: Call, issuer: FakeIssuer, declared: object
+) -> None:
+    """Regression: `declared in ED25519_NAMES` raised TypeError (a list or an object is
+    unhashable): a 500 internal_error for anyone holding a bound token."""
+    key = make_key("EdDSA")
+    token = issuer.mint(cnf={"jkt": jkt(key)})
+    head = proof_header(key, jwk={**public_jwk(key), "alg": declared})
+    reply, rejected = await dpop_call(call, token, proof(key, "GET", ME, token, head=head))
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert [event["reason"] for event in rejected] == ["dpop_bad_jwk"]
+
+
+async def test_isolate_authenticate_returns_a_refusal_for_a_malformed_proof_jwk(
+    isolate: Any, env: dict[str, object], issuer: FakeIssuer
+) -> None:
+    """The library call returns the ready 401 Reply; it never raises."""
+    key = make_key("EdDSA")
+    token = issuer.mint(cnf={"jkt": jkt(key)})
+    head = proof_header(key, jwk={**public_jwk(key), "alg": ["EdDSA"]})
+    with logged() as events:
+        reply = await isolate.authenticate(
+            env.get,
+            f"DPoP {token}",
+            method="GET",
+            url=ME,
+            dpop=proof(key, "GET", ME, token, head=head),
+        )
+    assert isinstance(reply, Reply) and reply.status == 401
+    assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["dpop_bad_jwk"]
+
+
+# --- Ed25519 proof keys of small order (issue 14, item 7) ------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SMALL_ORDER))
+async def test_a_proof_with_a_small_order_ed25519_jwk_is_dpop_bad_jwk(
+    call: Call, issuer: FakeIssuer, name: str
+) -> None:
+    """The token is bound to the small-order key, and the proof's R = identity, S = 0 verifies
+    under it in cryptography: the key itself is refused."""
+    jwk = small_order_jwk(SMALL_ORDER[name])
+    token = issuer.mint(cnf={"jkt": jkt(jwk)})
+    head = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk}
+    value = forged(
+        SMALL_ORDER[name],
+        lambda n: f"{encode_part(head)}.{encode_part(proof_claims('GET', ME, token, jti=str(n)))}",
+    )
+    reply, rejected = await dpop_call(call, token, value)
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert [event["reason"] for event in rejected] == ["dpop_bad_jwk"]
+
+
+# --- htu: a URL that cannot be normalised equals nothing (issue 14, item 8) -----------------
+
+
+@pytest.mark.parametrize(
+    ("url", "htu"),
+    [
+        ("urn:anything", "urn:anything"),
+        ("", ""),
+        ("urn:anything", ""),
+        ("", "urn:anything"),
+        ("/me", "/me"),
+        ("ftp://authpi-worker.example/me", "ftp://authpi-worker.example/me"),
+        ("https://u:p@authpi-worker.example/me", "https://u:p@authpi-worker.example/me"),
+    ],
+)
+async def test_an_htu_is_never_matched_by_a_url_that_cannot_be_normalised(
+    isolate: Any, env: dict[str, object], client: SigningKey, bound: str, url: str, htu: str
+) -> None:
+    """Regression: normalized_url gives None for both, and None == None accepted the proof."""
+    value = proof(client, "GET", htu, bound)
+    with logged() as events:
+        reply = await isolate.authenticate(
+            env.get, f"DPoP {bound}", method="GET", url=url, dpop=value
+        )
+    assert isinstance(reply, Reply) and reply.status == 401
+    assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["dpop_wrong_htu"]

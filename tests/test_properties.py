@@ -25,9 +25,11 @@ from hypothesis import strategies as st
 from app import REPORTS_SCOPE, ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
+from authpi_worker.dpop import DPOP_TYPES, PROOF_MAX_AGE, PROOF_MAX_FUTURE, ReplayCache
 from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Edge, Fetched
-from authpi_worker.keys import MAX_JWKS_BYTES, MAX_KEYS
+from authpi_worker.keys import MAX_JWKS_BYTES, MAX_KEYS, parse_jwks
 from authpi_worker.responses import DPOP_ALGS
+from authpi_worker.testing.dpop import jkt, proof_claims, proof_header, public_jwk
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import AUDIENCE, b64url, edit_signature, sign
 from authpi_worker.testing.tokens import header as token_header
@@ -51,7 +53,11 @@ REASONS = frozenset(
         *("expired", "not_yet_valid", "issued_in_future", "invalid_claim", "wrong_issuer"),
         *("wrong_audience", "missing_exp", "missing_sub", "insufficient_scope"),
         *("jwks_unavailable", "token_not_bound", "dpop_bound_token", "unsupported_cnf"),
-        *("dpop_proof_missing", "dpop_proof_repeated"),
+        *("dpop_proof_missing", "dpop_proof_repeated", "dpop_malformed", "dpop_too_large"),
+        *("dpop_wrong_typ", "dpop_unsupported_alg", "dpop_unsupported_crit", "dpop_bad_jwk"),
+        *("dpop_alg_key_mismatch", "dpop_bad_signature", "dpop_key_mismatch"),
+        *("dpop_wrong_htm", "dpop_wrong_htu", "dpop_bad_iat", "dpop_iat_out_of_window"),
+        *("dpop_bad_jti", "dpop_replayed", "dpop_wrong_ath"),
     }
 )
 # RFC 9728 §5.1: every challenge points to the metadata (of the audience, here a URL).
@@ -129,12 +135,15 @@ def valid_token(alg: str = "ES256", overrides: dict[str, Any] | None = None) -> 
 # --- the checks every reply must pass -------------------------------------------------------
 
 
-async def request(path: str, authorization: str | None, isolate: Isolate) -> Reply:
+async def request(
+    path: str, authorization: str | None, isolate: Isolate, dpop: str | None = None
+) -> Reply:
     """One request through the full path; checks what every reply must be, returns it."""
     with logged() as events:
         # As the runtime has it: a URL whose path is percent-encoded (WHATWG URL).
         url = WORKER + quote(path, safe="/%:@!$&'()*+,;=~")
-        reply = await dispatch(ROUTES, Request("GET", url, authorization), isolate, ENV.get)
+        request = Request("GET", url, authorization, dpop)
+        reply = await dispatch(ROUTES, request, isolate, ENV.get)
     check_reply(reply, path, events)
     credential = (authorization or "").split()[-1:]  # the token, or what stands for it
     if credential and len(credential[0]) >= 40:
@@ -771,3 +780,235 @@ async def test_plausible_key_sets_never_break_the_good_key(
     forged = await request("/me", f"Bearer {sign(forger, token_header(key), claims)}", isolate)
     if not any(entry[0] == "mutated" and entry[1] == f"forger-{alg}" for entry in entries):
         assert forged.status in (401, 503), (forged, jwks)
+
+
+# --- Every member, replaced by every JSON type (issue 14, item 3) ----------------------------
+# A member of the wrong type is a refused token, a refused proof, or a skipped JWK: never an
+# exception (dispatch's 500), never a failed key set. Each member meets each JSON type; the
+# value is drawn, and the verdict follows from the rule the member is under.
+
+JSON_TYPES: dict[str, st.SearchStrategy[Any]] = {
+    "string": st.text(max_size=12),
+    "number": st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False),
+    "bool": st.booleans(),
+    "null": st.none(),
+    "list": st.lists(json_values, max_size=3),
+    "object": st.dictionaries(st.text(max_size=6), json_values, max_size=3),
+}
+MEMBER_EXAMPLES = 4  # per member and type: the parametrization, not the count, covers the space
+# Header members an access token or a proof may carry; the key-location ones are ignored
+# (RFC 8725 §3.10; a proof's key is its jwk, RFC 9449 §4.2), as is kid in a proof.
+TOKEN_HEADER_MEMBERS = ("alg", "typ", "kid", "crit", "b64", "jku", "jwk", "x5u", "x5c", "cty")
+PROOF_HEADER_MEMBERS = ("alg", "typ", "jwk", "crit", "b64", "kid", "jku", "x5u", "x5c", "cty")
+IGNORED_IN_TOKENS = frozenset({"jku", "jwk", "x5u", "x5c", "cty"})
+IGNORED_IN_PROOFS = frozenset({"kid", "jku", "x5u", "x5c", "cty"})
+JWK_MEMBERS = ("kty", "crv", "alg", "use", "key_ops", "kid", "x", "y", "n", "e", "d")
+# RFC 7638 §3.2: the members a thumbprint hashes, by key (written out, not taken from keys.py).
+REQUIRED_MEMBERS = {
+    "ES256": ("crv", "kty", "x", "y"),
+    "EdDSA": ("crv", "kty", "x"),
+    "RS256": ("e", "kty", "n"),
+}
+ALG_NAMES = {"ES256": {"ES256"}, "EdDSA": {"EdDSA", "Ed25519"}, "RS256": {"RS256"}}
+
+
+def replacement(data: st.DataObject, kind: str, *unlike: Any) -> Any:
+    """A value of this JSON type that is none of unlike (the member's own value, ...)."""
+    return data.draw(JSON_TYPES[kind].filter(lambda value: value not in unlike), label="value")
+
+
+@cache
+def proof_key(alg: str) -> SigningKey:
+    """A DPoP client's key per algorithm, made once."""
+    return make_key(alg, f"proof-{alg.lower()}")
+
+
+def jwk_member_fits(alg: str, name: str, value: Any) -> bool | None:
+    """Whether a JWK of alg's key with this member set to value is a usable key: True, False,
+    or None when only the key material itself could tell (a string where x or n belongs)."""
+    if name == "d":
+        return False  # a private member, whatever it holds
+    if not (isinstance(value, list) if name == "key_ops" else isinstance(value, str)):
+        return False
+    if name == "alg":
+        return value in ALG_NAMES[alg]
+    if name == "use":
+        return bool(value == "sig")
+    if name == "key_ops":
+        return all(isinstance(op, str) for op in value) and "verify" in value
+    if name in REQUIRED_MEMBERS[alg]:
+        return None
+    return True  # kid, and a member of another key type (a string: not read)
+
+
+def header_member_fits(
+    alg: str, name: str, value: Any, types: frozenset[str], ignored: frozenset[str]
+) -> bool:
+    """Whether a header with this member set to value is still acceptable (kid aside)."""
+    if name == "alg":
+        return isinstance(value, str) and value in ALG_NAMES[alg]
+    if name == "typ":
+        return isinstance(value, str) and value.lower() in types
+    return name in ignored
+
+
+@pytest.mark.parametrize("kind", list(JSON_TYPES))
+@pytest.mark.parametrize("member", TOKEN_HEADER_MEMBERS)
+@settings(max_examples=MEMBER_EXAMPLES, deadline=None)
+@given(data=st.data(), alg=st.sampled_from(ALGS))
+async def test_every_access_token_header_member_of_every_type_is_401_or_ignored(
+    member: str, kind: str, data: st.DataObject, alg: str
+) -> None:
+    key = published()[alg]
+    head = token_header(key)
+    value = replacement(data, kind, head.get(member, ABSENT))
+    head[member] = value
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "client_props", "exp": LATER}
+    token = sign(key, head, claims, alg)
+    reply = await request("/me", f"Bearer {token}", isolate_for(good_jwks()))
+    if member == "kid":
+        fits = False  # any other kid: unknown, another key's, or not a non-empty string
+    else:
+        types = frozenset({"at+jwt", "application/at+jwt"})
+        fits = header_member_fits(alg, member, value, types, IGNORED_IN_TOKENS)
+    if fits:
+        assert reply.status == 200, (reply, head)
+    else:
+        assert is_invalid_token(reply), (reply, head)
+
+
+def bound_token(client: SigningKey) -> str:
+    """An access token from the published ES256 key, bound to client's thumbprint."""
+    key = published()["ES256"]
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "client_props", "exp": LATER}
+    return sign(key, token_header(key), {**claims, "cnf": {"jkt": jkt(client)}})
+
+
+async def proof_request(client: SigningKey, head: dict[str, Any]) -> Reply:
+    """One DPoP request with this proof header, signed by client, in a fresh isolate."""
+    token = bound_token(client)
+    claims = proof_claims("GET", f"{WORKER}/me", token, iat=int(NOW), jti="fuzzed")
+    value = sign(client, head, claims, "EdDSA" if client.alg == "EdDSA" else client.alg)
+    return await request("/me", f"DPoP {token}", isolate_for(good_jwks()), value)
+
+
+def is_refused_proof(reply: Reply) -> bool:
+    challenge = reply.headers.get("www-authenticate", "")
+    return reply.status == 401 and challenge.startswith(
+        ('DPoP error="invalid_dpop_proof"', 'DPoP error="invalid_token"')
+    )
+
+
+@pytest.mark.parametrize("kind", list(JSON_TYPES))
+@pytest.mark.parametrize("member", PROOF_HEADER_MEMBERS)
+@settings(max_examples=MEMBER_EXAMPLES, deadline=None)
+@given(data=st.data(), alg=st.sampled_from(ALGS))
+async def test_every_proof_header_member_of_every_type_is_a_refused_proof_or_ignored(
+    member: str, kind: str, data: st.DataObject, alg: str
+) -> None:
+    client = proof_key(alg)
+    head = proof_header(client)
+    value = replacement(data, kind, head.get(member, ABSENT))
+    head[member] = value
+    reply = await proof_request(client, head)
+    fits = header_member_fits(alg, member, value, DPOP_TYPES, IGNORED_IN_PROOFS)
+    if fits:
+        assert reply.status == 200, (reply, head)
+    else:
+        assert is_refused_proof(reply), (reply, head)
+
+
+@pytest.mark.parametrize("kind", list(JSON_TYPES))
+@pytest.mark.parametrize("member", JWK_MEMBERS)
+@settings(max_examples=MEMBER_EXAMPLES, deadline=None)
+@given(data=st.data(), alg=st.sampled_from(ALGS))
+async def test_every_proof_jwk_member_of_every_type_is_a_refused_proof_or_fits(
+    member: str, kind: str, data: st.DataObject, alg: str
+) -> None:
+    """The token is bound to the client's key: a changed thumbprint member is another key
+    (dpop_key_mismatch), any other member is judged as the key set judges it."""
+    client = proof_key(alg)
+    jwk = public_jwk(client)
+    value = replacement(data, kind, jwk.get(member, ABSENT))
+    jwk[member] = value
+    reply = await proof_request(client, proof_header(client, jwk=jwk))
+    if jwk_member_fits(alg, member, value):
+        assert reply.status == 200, (reply, jwk)
+    else:  # None too: the thumbprint of the jwk as sent is not the token's
+        assert is_refused_proof(reply), (reply, jwk)
+
+
+@pytest.mark.parametrize("kind", list(JSON_TYPES))
+@pytest.mark.parametrize("member", JWK_MEMBERS)
+@settings(max_examples=MEMBER_EXAMPLES, deadline=None)
+@given(data=st.data(), alg=st.sampled_from(ALGS), good=st.sampled_from(ALGS))
+async def test_every_jwks_member_of_every_type_is_skipped_or_fits_beside_a_good_key(
+    member: str, kind: str, data: st.DataObject, alg: str, good: str
+) -> None:
+    """parse_jwks raises only InvalidKeySet, for the document; the bad JWK is skipped with a
+    note, and the good key beside it goes on verifying its tokens."""
+    good_kid = published()[good].kid
+    jwk = spare(f"forger-{alg}").jwk(kid=f"other-{alg.lower()}")
+    value = replacement(data, kind, jwk.get(member, ABSENT), good_kid)
+    jwk[member] = value
+    document = json.dumps({"keys": [jwk, published()[good].jwk()]}).encode()
+    key_set = parse_jwks(document)
+    assert good_kid in key_set.by_kid
+    fits = jwk_member_fits(alg, member, value)
+    if fits is not None:
+        assert len(key_set.skipped) == (0 if fits else 1), (key_set.skipped, jwk)
+        assert len(key_set.all()) == (2 if fits else 1)
+    with logged() as events:
+        reply = await request("/me", f"Bearer {valid_token(good)}", isolate_for(document))
+    assert reply.status == 200, (reply, jwk)
+    skipped = [e for e in events if e["event"] == "jwks_key_skipped"]
+    assert len(skipped) == len(key_set.skipped)
+
+
+async def test_a_null_kid_is_malformed_not_read_as_absent() -> None:
+    """A kid is a string (RFC 7515 §4.1.4): `"kid": null` is no way to say "no kid"."""
+    key = published()["ES256"]
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "client_props", "exp": LATER}
+    token = sign(key, {**token_header(key), "kid": None}, claims)
+    with logged() as events:
+        reply = await request("/me", f"Bearer {token}", isolate_for(good_jwks()))
+    assert is_invalid_token(reply)
+    assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["malformed"]
+
+
+# --- The replay cache under any sequence of proofs (issue 14, item 4) -----------------------
+
+replay_steps = st.lists(
+    st.tuples(
+        st.integers(0, 11),  # which key (12 of them: more than the cache below holds)
+        st.floats(-PROOF_MAX_AGE, PROOF_MAX_FUTURE),  # the proof's iat, from now
+        st.sampled_from([0.0, 0.0, 1.0, 30.0, PROOF_MAX_AGE / 2]),  # time passing first
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=replay_steps, keys=st.sampled_from(["few", "some", "each new"]))
+def test_the_replay_cache_never_lets_an_accepted_proof_be_replayed(
+    steps: list[tuple[int, float, float]], keys: str
+) -> None:
+    """Whatever the order, keys and times: every accepted proof stays refused while it is in
+    the window (remembered, or at or below its key's floor); the bounds hold; and the
+    isolate-wide floor never rises while fewer keys than the cache holds are in play."""
+    cache = ReplayCache(size=8, per_key=3)
+    now = 1_000_000.0
+    accepted: list[tuple[str, str, float]] = []
+    for number, (key, ahead, passing) in enumerate(steps):
+        now += passing
+        jkt = {"few": f"k{key % 4}", "some": f"k{key}", "each new": f"k{number}"}[keys]
+        iat = now + ahead
+        if iat <= cache.floor_of(jkt):
+            continue  # the checker refuses it: dpop_iat_out_of_window
+        cache.remember(jkt, f"j{number}", iat, now)
+        accepted.append((jkt, f"j{number}", iat))
+        assert len(cache) <= 8 and cache.tracked <= 9
+        for held, jti, old in accepted:
+            assert old < now - PROOF_MAX_AGE or cache.seen(held, jti) or old <= cache.floor_of(held)
+        if keys == "few":
+            assert cache.floor == float("-inf")

@@ -115,7 +115,7 @@ def parse(token: str) -> Parsed:
     header_b64, payload_b64, signature_b64 = split(token)
     header, alg = read_header(header_b64, ACCESS_TOKEN_TYPES, _ALLOWED, "an access token")
     kid = header.get("kid")
-    if kid is not None and (not isinstance(kid, str) or not kid):
+    if "kid" in header and (not isinstance(kid, str) or not kid):  # null too: not a string
         raise InvalidToken("malformed", "invalid kid")
     return Parsed(
         header=header,
