@@ -11,6 +11,10 @@ from authpi_worker.config import (
     load_settings,
 )
 from authpi_worker.errors import ServerMisconfigured
+from authpi_worker.metadata import WELL_KNOWN
+from tests.conftest import Call, body
+from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 
 GOOD = {
     "AUTHPI_ISSUER_URL": "https://idp.authpi.com/iss_1",
@@ -190,3 +194,54 @@ def test_a_non_string_var_is_refused() -> None:
         load_settings(env.get)
     assert caught.value.variable == "AUTHPI_AUDIENCE"
     assert caught.value.description == "AUTHPI_AUDIENCE must be a string"
+
+
+# Lists (AUTHPI_AUDIENCE, AUTHPI_ISSUER_URL, CORS_ALLOWED_ORIGINS) are separated by commas or
+# white space; an empty entry is a typo, never a value (issue 14: "a," made "" an audience).
+EMPTY_ENTRIES = ["{a},", ",{a}", "{a},,{b}", "{a}, ,{b}", "{a} , , {b}", "{a},\n,{b}", ","]
+LIST_VARS = {
+    "AUTHPI_AUDIENCE": ("https://api.example.com", "client_abc"),
+    "CORS_ALLOWED_ORIGINS": ("https://app.example.com", "http://localhost:5173"),
+}
+
+
+def _load(name: str, value: str) -> object:
+    if name == "CORS_ALLOWED_ORIGINS":
+        return load_cors_origins({name: value}.get)
+    return load_settings({**GOOD, name: value}.get)
+
+
+@pytest.mark.parametrize("name", list(LIST_VARS))
+@pytest.mark.parametrize("shape", EMPTY_ENTRIES)
+def test_an_empty_entry_in_any_list_is_a_misconfiguration(name: str, shape: str) -> None:
+    first, second = LIST_VARS[name]
+    with pytest.raises(ServerMisconfigured) as caught:
+        _load(name, shape.format(a=first, b=second))
+    assert caught.value.variable == name
+    assert "empty entry" in caught.value.description
+
+
+@pytest.mark.parametrize("name", list(LIST_VARS))
+@pytest.mark.parametrize("shape", ["{a}, {b}", "{a} {b}", "{a},{b}", "{a} ,\n {b}", "{a}\t{b}"])
+def test_commas_or_white_space_separate_any_list(name: str, shape: str) -> None:
+    first, second = LIST_VARS[name]
+    assert _load(name, shape.format(a=first, b=second)) == _load(name, f"{first} {second}")
+
+
+HOSTILE_AUDIENCES: list[object] = ["", [""], ["", "https://other.example"]]
+
+
+@pytest.mark.parametrize("aud", HOSTILE_AUDIENCES)
+async def test_a_trailing_comma_in_the_audience_never_makes_the_empty_audience_valid(
+    call: Call, env: dict[str, object], issuer: FakeIssuer, aud: object
+) -> None:
+    """Issue 14: AUTHPI_AUDIENCE="https://api.example.com," accepted aud "" and [""]."""
+    env["AUTHPI_AUDIENCE"] = "https://api.example.com,"
+    token = issuer.mint(aud=aud)
+    assert (await call("/")).status == 200
+    with logged() as events:
+        for path in ("/me", WELL_KNOWN):
+            reply = await call(path, token)
+            assert (reply.status, body(reply)) == (500, {"error": "server_misconfigured"})
+    assert [event["detail"] for event in events] == ["AUTHPI_AUDIENCE"] * 2
+    assert issuer.jwks_hits == 0

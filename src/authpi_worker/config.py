@@ -30,7 +30,8 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 DpopMode = Literal["allowed", "required", "disabled"]
 DPOP_MODES: tuple[DpopMode, ...] = ("allowed", "required", "disabled")
 ANY_ORIGIN = "*"
-_LIST = re.compile(r"[,\s]+")  # lists are separated by commas or white space
+# Lists are separated by a comma (white space around it allowed) or by white space alone.
+_SEPARATOR = re.compile(r"\s*,\s*|\s+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Lookup = Callable[[str], object]  # a variable by name: the Workers env, or a dict's get
@@ -55,7 +56,7 @@ def load_settings(get: Lookup) -> Settings:
     """Build Settings from a variable lookup (the Workers env, or os.environ), or explain."""
     issuer = _required(get, ISSUER_VAR)
     _check_url(issuer, ISSUER_VAR)
-    audiences = tuple(_LIST.split(_required(get, AUDIENCE_VAR)))
+    audiences = entries(_required(get, AUDIENCE_VAR), AUDIENCE_VAR)
     resource = _optional(get, RESOURCE_VAR)
     if resource is not None:
         if _has_query_or_fragment(resource, _check_url(resource, RESOURCE_VAR)):
@@ -70,12 +71,21 @@ def load_cors_origins(get: Lookup) -> frozenset[str]:
     value = _optional(get, CORS_VAR)
     if value is None:
         return frozenset()
-    entries = _LIST.split(value)
-    if ANY_ORIGIN in entries:
-        if len(entries) > 1:
+    origins = entries(value, CORS_VAR)
+    if ANY_ORIGIN in origins:
+        if len(origins) > 1:
             raise ServerMisconfigured(CORS_VAR, "mixes * with origins")
-        return frozenset(entries)
-    return frozenset(_origin(entry) for entry in entries)
+        return frozenset(origins)
+    return frozenset(_origin(origin) for origin in origins)
+
+
+def entries(value: str, name: str) -> tuple[str, ...]:
+    """The entries of a list variable, in order, each once. "a, b" and "a b" are lists of two;
+    an empty entry ("a,", ",a", "a,,b", "a, ,b") is a typo that must not become a value."""
+    found = _SEPARATOR.split(value)
+    if "" in found:
+        raise ServerMisconfigured(name, "has an empty entry (a stray comma?)")
+    return tuple(dict.fromkeys(found))
 
 
 def normalized_origin(url: str) -> tuple[str, SplitResult] | None:
