@@ -7,6 +7,7 @@ import pytest
 from authpi_worker.config import (
     MAX_CLOCK_TOLERANCE,
     Settings,
+    jwks_url,
     load_cors_origins,
     load_settings,
 )
@@ -25,13 +26,13 @@ GOOD = {
 def test_good_settings() -> None:
     settings = load_settings({**GOOD, "AUTHPI_CLOCK_TOLERANCE": "30"}.get)
     assert settings == Settings(
-        "https://idp.authpi.com/iss_1",
+        ("https://idp.authpi.com/iss_1",),
         ("https://api.example.com",),
         30,
         "allowed",
         "https://api.example.com",
     )
-    assert settings.jwks_url == "https://idp.authpi.com/iss_1/jwks.json"
+    assert jwks_url(settings.issuers[0]) == "https://idp.authpi.com/iss_1/jwks.json"
 
 
 def test_the_audience_may_be_a_client_id_and_then_is_no_resource() -> None:
@@ -133,8 +134,8 @@ def test_a_malformed_cors_origin_names_the_var(value: str) -> None:
 
 def test_a_trailing_slash_issuer_is_kept_for_iss_but_not_doubled_in_the_jwks_url() -> None:
     settings = load_settings({**GOOD, "AUTHPI_ISSUER_URL": "https://idp.example/"}.get)
-    assert (settings.issuer, settings.jwks_url) == (
-        "https://idp.example/",
+    assert (settings.issuers, jwks_url(settings.issuers[0])) == (
+        ("https://idp.example/",),
         "https://idp.example/jwks.json",
     )
 
@@ -180,7 +181,7 @@ def test_unusable_variables_name_themselves(name: str, value: str | None, proble
 @pytest.mark.parametrize("host", ["127.0.0.1:9400", "localhost:9400", "[::1]:9400"])
 def test_plain_http_is_for_an_issuer_on_this_machine_only(host: str) -> None:
     issuer = f"http://{host}/iss_local"
-    assert load_settings({**GOOD, "AUTHPI_ISSUER_URL": issuer}.get).issuer == issuer
+    assert load_settings({**GOOD, "AUTHPI_ISSUER_URL": issuer}.get).issuers == (issuer,)
 
 
 def test_a_tolerance_written_as_a_json_number_counts() -> None:
@@ -196,11 +197,12 @@ def test_a_non_string_var_is_refused() -> None:
     assert caught.value.description == "AUTHPI_AUDIENCE must be a string"
 
 
-# Lists (AUTHPI_AUDIENCE, AUTHPI_ISSUER_URL, CORS_ALLOWED_ORIGINS) are separated by commas or
+# Lists (AUTHPI_ISSUER_URL, AUTHPI_AUDIENCE, CORS_ALLOWED_ORIGINS) are separated by commas or
 # white space; an empty entry is a typo, never a value (issue 14: "a," made "" an audience).
 EMPTY_ENTRIES = ["{a},", ",{a}", "{a},,{b}", "{a}, ,{b}", "{a} , , {b}", "{a},\n,{b}", ","]
 LIST_VARS = {
     "AUTHPI_AUDIENCE": ("https://api.example.com", "client_abc"),
+    "AUTHPI_ISSUER_URL": ("https://idp.authpi.com/iss_1", "https://auth.example.com/iss_1"),
     "CORS_ALLOWED_ORIGINS": ("https://app.example.com", "http://localhost:5173"),
 }
 

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from authpi_worker.errors import InvalidToken
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import (
     b64url,
@@ -22,7 +23,7 @@ from authpi_worker.testing.tokens import (
     unb64url,
     with_payload,
 )
-from authpi_worker.tokens import MAX_TOKEN_BYTES, credentials, parse
+from authpi_worker.tokens import MAX_JSON_DEPTH, MAX_TOKEN_BYTES, credentials, json_object, parse
 from tests.conftest import Call, body
 from tests.support.issuer import FakeIssuer
 
@@ -322,12 +323,44 @@ async def test_bearer_scheme_is_case_insensitive_with_one_or_more_spaces(
 
 
 def test_size_cap_applies_before_any_parsing() -> None:
-    """An 8 KiB+ header is refused by length alone: the regex never sees it."""
-    from authpi_worker.errors import InvalidToken
-
+    """An oversize header is refused by length alone: the regex never sees it."""
     with pytest.raises(InvalidToken) as caught:
         credentials("Bearer " + "a." * 10_000)
     assert caught.value.reason == "too_large"
     with pytest.raises(InvalidToken) as caught:
         parse("a" * (MAX_TOKEN_BYTES + 1))
     assert caught.value.reason == "too_large"
+
+
+def _nested(depth: int, inner: bytes = b"1") -> bytes:
+    return b'{"a":' + b"[" * (depth - 1) + inner + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5_000, 20_000])
+def test_json_nested_deeper_than_the_cap_is_malformed_before_the_parser_sees_it(
+    depth: int,
+) -> None:
+    """Pyodide's wasm stack dies of ~10,000 nested brackets (a fatal error, no exception):
+    the payload read before the signature, and a DPoP proof's, must never get there."""
+    with pytest.raises(InvalidToken) as caught:
+        json_object(_nested(depth), "payload")
+    assert (caught.value.reason, caught.value.description) == (
+        "malformed",
+        "payload nests too deep",
+    )
+
+
+def test_json_at_the_depth_cap_and_brackets_inside_strings_are_fine() -> None:
+    assert json_object(_nested(MAX_JSON_DEPTH), "payload")["a"]
+    brackets = json.dumps({"title": "[{" * 5_000, "t": '\\"[' * 1_000, "x": [[1]]}).encode()
+    assert json_object(brackets, "payload")["x"] == [[1]]
+
+
+async def test_a_deep_payload_with_an_unknown_iss_is_refused_before_any_jwks_fetch(
+    call: Call, issuer: FakeIssuer, keys: Keys
+) -> None:
+    """The payload is read before the signature (for its iss): read safely, and no fetch."""
+    for payload in (_nested(3_000), b'{"iss":"https://evil.example","sub":"x","exp":1e10}'):
+        reply = await call("/me", sign(keys["ES256"], header(keys["ES256"]), payload))
+        assert reply.status == 401
+    assert issuer.jwks_hits == 0

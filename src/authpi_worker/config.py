@@ -39,7 +39,9 @@ Lookup = Callable[[str], object]  # a variable by name: the Workers env, or a di
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    issuer: str
+    # A token's iss must be one of them, exactly, and only that issuer's keys may verify it
+    # (several while an issuer moves to a custom domain: old tokens carry the old iss).
+    issuers: tuple[str, ...]
     audiences: tuple[str, ...]  # a token passes when its aud names any of them
     clock_tolerance: int = 0  # seconds of leeway on exp/nbf/iat; 0 as in the quickstart
     dpop: DpopMode = "allowed"
@@ -47,15 +49,17 @@ class Settings:
     # an https URL; None means the origin of each request.
     resource: str | None = None
 
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.issuer.rstrip('/')}/jwks.json"
+
+def jwks_url(issuer: str) -> str:
+    """Where an issuer publishes its keys: a trailing slash is not doubled."""
+    return f"{issuer.rstrip('/')}/jwks.json"
 
 
 def load_settings(get: Lookup) -> Settings:
     """Build Settings from a variable lookup (the Workers env, or os.environ), or explain."""
-    issuer = _required(get, ISSUER_VAR)
-    _check_url(issuer, ISSUER_VAR)
+    issuers = entries(_required(get, ISSUER_VAR), ISSUER_VAR)
+    for issuer in issuers:
+        _check_url(issuer, ISSUER_VAR)
     audiences = entries(_required(get, AUDIENCE_VAR), AUDIENCE_VAR)
     resource = _optional(get, RESOURCE_VAR)
     if resource is not None:
@@ -63,7 +67,7 @@ def load_settings(get: Lookup) -> Settings:
             raise ServerMisconfigured(RESOURCE_VAR, "must have no query or fragment (RFC 9728)")
     else:
         resource = next((a for a in audiences[:1] if _is_resource_url(a)), None)
-    return Settings(issuer, audiences, _tolerance(get(TOLERANCE_VAR)), _dpop(get), resource)
+    return Settings(issuers, audiences, _tolerance(get(TOLERANCE_VAR)), _dpop(get), resource)
 
 
 def load_cors_origins(get: Lookup) -> frozenset[str]:
