@@ -252,9 +252,9 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
                 self.send_header(name, value)
             if self.command != "HEAD":  # RFC 9110 §8.6: a HEAD's length would be the GET's
                 self.send_header("content-length", str(len(data)))
-            self.end_headers()
+            self._log(status, started)  # before the client can see the answer: a test that
+            self.end_headers()  # stops the server right after it must find the line
             self.wfile.write(data)
-            self._log(status, started)
 
         def _log(self, status: int, started: float) -> None:
             elapsed = (time.perf_counter() - started) * 1000

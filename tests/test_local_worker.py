@@ -21,6 +21,7 @@ import pytest
 
 from authpi_worker.testing.dpop import jkt, proof
 from authpi_worker.testing.keys import make_key
+from authpi_worker.testing.tokens import caller, organization
 from scripts.local_worker import (
     MAX_BODY,
     BadRequest,
@@ -323,6 +324,14 @@ def test_two_authorization_headers_are_joined_as_workers_does_and_refused(
     assert (two.status, two.json()) == (401, {"error": "unauthorized"})
     assert 'error="invalid_token"' in two.headers["www-authenticate"]
     assert_no_traceback(served)
+
+
+def test_a_person_in_100_organizations_is_served_over_real_http(served: Served) -> None:
+    """A 19 KB Authorization header (every membership in the token) through scripts/serve."""
+    orgs = [organization(f"org_{n:025d}", "reports:read", title=f"Org {n}") for n in range(100)]
+    token = served.issuer.mint(**caller("person"), organizations=orgs)
+    answer = raw(served, "GET", "/me", [f"authorization: Bearer {token}"])
+    assert (answer.status, answer.json()) == (200, {"sub": "usr_demo", "scope": "read:reports"})
 
 
 def test_two_origin_headers_are_one_origin_no_list_allows(served: Served) -> None:

@@ -11,7 +11,8 @@ from authpi_worker.auth import Verifier
 from authpi_worker.errors import InvalidToken
 from authpi_worker.jwks import JWKS_MAX_AGE, Cached, Fetched, KeyCache
 from authpi_worker.keys import KeySet
-from authpi_worker.token_cache import TOKEN_CACHE_SIZE, TokenCache
+from authpi_worker.token_cache import TOKEN_CACHE_BYTES, TOKEN_CACHE_SIZE, TokenCache
+from authpi_worker.tokens import MAX_TOKEN_BYTES
 from tests.conftest import Call, Clock
 from tests.support.issuer import FakeIssuer
 
@@ -116,6 +117,27 @@ def test_the_default_bound_holds_under_many_tokens() -> None:
     for n in range(TOKEN_CACHE_SIZE * 2):
         cache.put(str(n), {"sub": str(n)}, *WINDOW, KEYS)
     assert len(cache) == TOKEN_CACHE_SIZE
+
+
+def test_the_bytes_of_tokens_held_are_bounded_too() -> None:
+    """Tokens up to MAX_TOKEN_BYTES: 1,024 of them, with their claims, would not fit an
+    isolate's memory. The least recently used go while the bytes are over the budget."""
+    cache = TokenCache()
+    for n in range(TOKEN_CACHE_SIZE):
+        cache.put(f"{n:05d}".ljust(MAX_TOKEN_BYTES, "t"), {"sub": str(n)}, *WINDOW, KEYS)
+    assert len(cache) == TOKEN_CACHE_BYTES // MAX_TOKEN_BYTES
+    assert cache.bytes == len(cache) * MAX_TOKEN_BYTES <= TOKEN_CACHE_BYTES
+    newest = f"{TOKEN_CACHE_SIZE - 1:05d}".ljust(MAX_TOKEN_BYTES, "t")
+    assert cache.get(newest, NOW) == {"sub": str(TOKEN_CACHE_SIZE - 1)}
+    for _ in range(3):  # the same token again is one entry, counted once
+        cache.put("small", {"sub": "s"}, *WINDOW, KEYS)
+    assert cache.bytes == (len(cache) - 1) * MAX_TOKEN_BYTES + len("small")
+    KEYS.version += 1  # misses drop their bytes too
+    try:
+        assert cache.get("small", NOW) is None and cache.get(newest, NOW) is None
+    finally:
+        KEYS.version -= 1
+    assert cache.bytes == (len(cache)) * MAX_TOKEN_BYTES
 
 
 def test_the_key_is_the_whole_token() -> None:

@@ -11,6 +11,9 @@ from typing import Any, Protocol
 # Entries per isolate. Keyed by the whole token (an exact match, never a part of it that a
 # forger could pair with other claims).
 TOKEN_CACHE_SIZE = 1024
+# And at most this many bytes of tokens: their claims take ~3x as much again as Python objects,
+# and tokens up to 32 KiB (MAX_TOKEN_BYTES) must not let 1,024 of them fill an isolate's 128 MB.
+TOKEN_CACHE_BYTES = 8 * 1024 * 1024
 
 
 class KeySource(Protocol):
@@ -31,8 +34,10 @@ class TokenCache:
     nbf/iat and exp allow, and the key set (and its version) of the issuer that verified it:
     a hit costs a few comparisons, and one issuer's rotation drops only that issuer's tokens."""
 
-    def __init__(self, size: int = TOKEN_CACHE_SIZE) -> None:
+    def __init__(self, size: int = TOKEN_CACHE_SIZE, max_bytes: int = TOKEN_CACHE_BYTES) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0  # the length of the tokens held
         self._entries: OrderedDict[str, Entry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -48,6 +53,7 @@ class TokenCache:
         claims, valid_from, valid_until, keys, version = entry
         if not (valid_from <= now < valid_until and keys.version == version and keys.fresh(now)):
             del self._entries[token]
+            self.bytes -= len(token)
             return None
         self._entries.move_to_end(token)
         return claims
@@ -60,8 +66,11 @@ class TokenCache:
         valid_until: float,
         keys: KeySource,
     ) -> None:
-        """Keep a token just verified with keys (at their current version)."""
+        """Keep a token just verified with keys (at their current version); the least
+        recently used go while there are too many, or too many bytes."""
+        if self._entries.pop(token, None) is not None:
+            self.bytes -= len(token)
         self._entries[token] = (claims, valid_from, valid_until, keys, keys.version)
-        self._entries.move_to_end(token)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        self.bytes += len(token)
+        while len(self._entries) > self.size or self.bytes > self.max_bytes:
+            self.bytes -= len(self._entries.popitem(last=False)[0])

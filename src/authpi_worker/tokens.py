@@ -27,8 +27,10 @@ from authpi_worker.errors import InvalidToken, MissingToken, Scheme
 ALGORITHMS = ("ES256", "EdDSA", "Ed25519", "RS256")
 # RFC 9068 §4: the header typ must say access token; this keeps ID and refresh tokens out.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-# Checked before any parsing; AuthPI tokens are well under 2 KiB.
-MAX_TOKEN_BYTES = 8192
+# Checked before any parsing: against abuse, not against AuthPI's own tokens, which carry every
+# membership (130-185 bytes each): 100 organizations make 13-19 KiB, 32 KiB holds 170-240 of
+# them, and Cloudflare takes 128 KB of request headers.
+MAX_TOKEN_BYTES = 32 * 1024
 # The header is parsed before the signature is checked, so its JSON is attacker-made: a flat
 # object, nothing like the thousands of nested brackets that exhaust Pyodide's wasm stack.
 MAX_HEADER_BRACKETS = 32
@@ -85,9 +87,10 @@ def _scheme(text: str) -> Scheme:
     return "DPoP" if text[0] in "Dd" else "Bearer"
 
 
-def split(token: str) -> tuple[str, str, str]:
-    """The three base64url segments of a compact JWS (RFC 7515 §7.1), size-capped first."""
-    if len(token) > MAX_TOKEN_BYTES:
+def split(token: str, max_bytes: int = MAX_TOKEN_BYTES) -> tuple[str, str, str]:
+    """The three base64url segments of a compact JWS (RFC 7515 §7.1), size-capped first
+    (a DPoP proof may pass a cap of its own)."""
+    if len(token) > max_bytes:
         raise InvalidToken("too_large", "token too large")
     match = _COMPACT.fullmatch(token)
     if match is None:
