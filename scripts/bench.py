@@ -46,7 +46,17 @@ from authpi_worker.jwks import COOLDOWN, Edge, Fetched
 from authpi_worker.keys import parse_jwk, thumbprint
 from authpi_worker.testing.dpop import jkt, proof, proof_claims, public_jwk
 from authpi_worker.testing.keys import SigningKey, make_key
-from authpi_worker.testing.tokens import AUDIENCE, b64url, encode_part, header, mint, unb64url
+from authpi_worker.testing.tokens import (
+    AUDIENCE,
+    b64url,
+    caller,
+    encode_part,
+    header,
+    mint,
+    organization,
+    unb64url,
+)
+from authpi_worker.tokens import MAX_TOKEN_BYTES
 from scripts import bench_pyodide
 from scripts.bench_child import BenchError, NodeChild, Timing
 from scripts.bench_pyodide import PyodideBench
@@ -105,6 +115,18 @@ NODE_FIELDS = ("webcrypto_verify_us", "node_sync_verify_us")
 FIELDS = RESULT_FIELDS + NODE_FIELDS
 
 PYODIDE = "pyodide"  # the Pyodide rows' key in Samples and Medians, beside the algorithms
+
+# Token size (issue 15): AuthPI's tokens carry every membership of the person. GET /me, ES256,
+# fresh and cached, for a person's token without memberships, with 100, and at the size cap.
+SIZES = "sizes"  # the token-size rows' key in Samples and Medians
+SIZE_ALG = "ES256"
+MEMBERSHIPS = 100
+TOKEN_KINDS = ("plain", "members", "max")
+SIZE_FIELDS = tuple(f"me_{kind}_{path}_us" for kind in TOKEN_KINDS for path in ("full", "cached"))
+# A cached request's header is a new string each time, as a request's is (a string that was
+# hashed before would make the hit look cheaper): 1,000 of them, ~32 MB at the cap.
+SIZE_CACHED_BATCH = 1000
+ME_URL = "https://authpi-worker.example/me"
 
 Medians = dict[str, dict[str, float]]  # alg (or PYODIDE) → field → µs per request
 RawVerify = Callable[[bytes, bytes], None]  # (signature, signed bytes) → None, or raises
@@ -168,6 +190,19 @@ class Case:
             raise BenchError(f"{self.alg}: the factory minted a token twice")
         return tokens
 
+    def person(self, count: int, memberships: int) -> list[str]:
+        """count distinct tokens of a person in that many organizations, as AuthPI issues
+        them: each membership with an org id, a title, scopes and when it was joined."""
+        exp = int(time.time()) + TOKEN_LIFETIME
+        orgs = [
+            organization(f"org_{n:025d}", "reports:read", "members:read", title=f"Organization {n}")
+            for n in range(memberships)
+        ]
+        return [
+            mint(self.key, ISSUER, AUDIENCE, exp=exp, **caller("person"), organizations=orgs)
+            for _ in range(count)
+        ]
+
     def proven(self, tokens: Sequence[str]) -> list[tuple[str, str]]:
         """Each token with a fresh proof (its own jti) for one request to URL."""
         return [(token, proof(self.client, "GET", URL, token)) for token in tokens]
@@ -190,9 +225,9 @@ ENV = {ISSUER_VAR: ISSUER, AUDIENCE_VAR: AUDIENCE}  # the Worker's vars
 URL = f"https://authpi-worker.example{PATH}"  # the request URL the Worker sees
 
 
-async def handle(isolate: Isolate, authorization: str) -> Reply:
+async def handle(isolate: Isolate, authorization: str, url: str = URL) -> Reply:
     """One request as entry.py hands it to the core: GET PATH with this Authorization."""
-    return await dispatch(ROUTES, Request("GET", URL, authorization), isolate, ENV.get)
+    return await dispatch(ROUTES, Request("GET", url, authorization), isolate, ENV.get)
 
 
 def write_jose_cases(path: Path, cases: dict[str, Case]) -> None:
@@ -282,12 +317,12 @@ def time_proof_keys(jwks: Sequence[dict[str, Any]]) -> Timing:
     return watch.per(len(jwks))
 
 
-async def time_requests(isolate: Isolate, authorizations: Sequence[str]) -> Timing:
+async def time_requests(isolate: Isolate, authorizations: Sequence[str], url: str = URL) -> Timing:
     """The whole request: Authorization header → verdict → JSON Reply, no HTTP server."""
     refused = 0
     watch = Stopwatch()
     for authorization in authorizations:
-        reply = await handle(isolate, authorization)
+        reply = await handle(isolate, authorization, url)
         refused += reply.status != 200
     timing = watch.per(len(authorizations))
     if refused:
@@ -438,6 +473,38 @@ class Round:
             return self.jose.time(NODE_COMMANDS[field], self.case.alg, self.batch)
 
 
+def size_counts(case: Case) -> dict[str, int]:
+    """The memberships of each kind of token: none, MEMBERSHIPS, and the most a token may
+    carry under MAX_TOKEN_BYTES."""
+    most = MEMBERSHIPS
+    while len(case.person(1, most + 1)[0]) <= MAX_TOKEN_BYTES:
+        most += 1
+    return {"plain": 0, "members": MEMBERSHIPS, "max": most}
+
+
+class SizeRound:
+    """The token-size share of a round: fresh tokens of each kind, and one cached of each."""
+
+    def __init__(self, case: Case, isolate: Isolate, batch: int, counts: dict[str, int]) -> None:
+        self.isolate = isolate
+        self.fresh = {
+            kind: [f"Bearer {token}" for token in case.person(batch, count)]
+            for kind, count in counts.items()
+        }
+        self.repeated = {kind: case.person(1, count)[0] for kind, count in counts.items()}
+
+    async def measure(self, field: str) -> Timing:
+        kind, path = field.split("_")[1:3]
+        if path == "full":
+            with no_gc():
+                return await time_requests(self.isolate, self.fresh[kind], ME_URL)
+        token = self.repeated[kind]
+        headers = ["Bearer " + token for _ in range(SIZE_CACHED_BATCH)]  # distinct strings
+        await time_requests(self.isolate, headers[:1], ME_URL)  # verified once, then cached
+        with no_gc():
+            return await time_requests(self.isolate, headers, ME_URL)
+
+
 async def run_rounds(
     cases: dict[str, Case],
     isolate: Isolate,
@@ -451,10 +518,17 @@ async def run_rounds(
     next to the same one. The imports (each in a fresh interpreter) take the first rounds."""
     samples: Samples = {alg: {field: [] for field in FIELDS} for alg in ALGS}
     samples[PYODIDE] = {field: [] for field in bench_pyodide.FIELDS}
-    shares = (*ALGS, PYODIDE)
+    samples[SIZES] = {field: [] for field in SIZE_FIELDS}
+    counts = size_counts(cases[SIZE_ALG])
+    shares = (*ALGS, PYODIDE, SIZES)
     for number in range(rounds):
         shift = number % len(shares)
         for name in shares[shift:] + shares[:shift]:
+            if name == SIZES:
+                sizes = SizeRound(cases[SIZE_ALG], isolate, batch, counts)
+                for field in SIZE_FIELDS if number % 2 == 0 else SIZE_FIELDS[::-1]:
+                    samples[SIZES][field].append(await sizes.measure(field))
+                continue
             if name == PYODIDE:
                 fields = bench_pyodide.round_fields(number)
                 for field in fields if number % 2 == 0 else fields[::-1]:
@@ -510,6 +584,15 @@ def summarize(samples: Samples, *, cpu: bool = False) -> Medians:
     }
 
 
+def token_sizes(case: Case) -> dict[str, int]:
+    """Each kind's memberships and token length, as SizeRound mints them."""
+    counts = size_counts(case)
+    return {
+        **{f"{kind}_memberships": count for kind, count in counts.items()},
+        **{f"{kind}_bytes": len(case.person(1, count)[0]) for kind, count in counts.items()},
+    }
+
+
 def results_document(
     medians: Medians,
     sequential: int,
@@ -517,12 +600,15 @@ def results_document(
     node: dict[str, Any],
     pyodide: PyodideBench,
     hostile: Medians,
+    sizes: dict[str, int],
 ) -> dict[str, Any]:
-    """bench/results.json, in the shape issues 5 and 10 give (and issue 14's hostile proof)."""
+    """bench/results.json, in the shape issues 5 and 10 give (and issue 14's hostile proof,
+    issue 15's token sizes)."""
     return {
         "algs": {alg: {field: medians[alg][field] for field in RESULT_FIELDS} for alg in ALGS},
         "dpop_hostile_proof": hostile["wall"],
         "pyodide": bench_pyodide.results(medians[PYODIDE]),
+        "token_size": {"alg": SIZE_ALG, "path": "/me", **sizes, **medians[SIZES]},
         "jwks_fetches": {"sequential_10000": sequential, "unknown_kid_flood_1000": flood},
         "env": {
             "python": platform.python_version(),
@@ -603,6 +689,25 @@ def targets(wall: Medians, cpu: Medians, sequential: int, flood: int) -> list[st
     return lines
 
 
+def size_table(wall: dict[str, float], cpu: dict[str, float], sizes: dict[str, Any]) -> list[str]:
+    """GET /me by token size: fresh (verified in full) and cached, wall / CPU, and the ratio
+    of each to the plain token's."""
+    lines = [
+        f"token size, GET /me, {SIZE_ALG}, a person's token "
+        "(µs, wall / CPU; x the plain token's, wall):",
+        f"{'':26}{'fresh':>22}{'cached':>22}",
+    ]
+    for kind in TOKEN_KINDS:
+        name = f"{sizes[f'{kind}_memberships']} memberships, {sizes[f'{kind}_bytes']:,} B"
+        cells = []
+        for path in ("full", "cached"):
+            field, plain = f"me_{kind}_{path}_us", f"me_plain_{path}_us"
+            ratio = wall[field] / wall[plain]
+            cells.append(f"{wall[field]:7.1f} /{cpu[field]:6.1f} x{ratio:4.2f}")
+        lines.append(f"  {name:24}" + "".join(f"{cell:>22}" for cell in cells))
+    return lines
+
+
 def report(
     wall: Medians,
     cpu: Medians,
@@ -632,6 +737,8 @@ def report(
         ]
         lines.append(f"{alg:7}" + "".join(f"{cell:>20}" for cell in cells))
     lines += [
+        "",
+        *size_table(wall[SIZES], cpu[SIZES], results["token_size"]),
         "",
         *bench_pyodide.table(wall[PYODIDE], cpu[PYODIDE], results["env"], rounds),
         "",
@@ -725,7 +832,8 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
     flood = await count_flood(cases, FLOOD)
     hostile = await hostile_proof(cases, HOSTILE_ROUNDS, HOSTILE_BATCH)
     medians = summarize(samples)
-    results = results_document(medians, sequential, flood, node_info, pyodide, hostile)
+    sizes = token_sizes(cases[SIZE_ALG])
+    results = results_document(medians, sequential, flood, node_info, pyodide, hostile, sizes)
     return samples, results, hostile
 
 

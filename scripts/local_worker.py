@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -15,7 +16,10 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from email.message import Message
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -30,10 +34,99 @@ from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, VARS
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8787  # wrangler dev's port
 REQUEST_TIMEOUT = 30  # seconds a local request may take before the server gives up
-MAX_BODY = 1 << 20  # bytes of a request body read; Workers' own limit is far higher
+# Bytes of a request body taken; more is a 413, as Cloudflare answers over its plan's limit
+# (100 MB and up): the local server holds a body in memory, and no route here needs a big one.
+MAX_BODY = 1 << 20
+MAX_CHUNK_LINE = 4096  # bytes of a chunk-size line or a trailer line (RFC 9112 §7.1)
+MAX_TRAILERS = 64  # trailer lines after the last chunk; they are read and dropped
+# The JSON `error` of the refusals the server makes itself, before the Worker sees a request.
+ERRORS: dict[int, str] = {
+    HTTPStatus.BAD_REQUEST: "bad_request",
+    HTTPStatus.REQUEST_TIMEOUT: "request_timeout",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "content_too_large",  # RFC 9110's name for 413
+    HTTPStatus.NOT_IMPLEMENTED: "not_implemented",
+}
 # A Host header as browsers and curl send it; anything else is answered as if it named the
 # address we listen on (workerd, too, only ever hands the Worker a parsed URL).
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_DIGITS = re.compile(r"[0-9]+")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;[^\r\n]*)?\r?\n")
+
+
+class BadRequest(Exception):
+    """A request the server refuses before the Worker sees it: its status (400, 413, 501)."""
+
+    def __init__(self, status: HTTPStatus, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def joined(headers: Message, name: str) -> str | None:
+    """A request header as the Fetch standard's Headers.get gives it to a Worker: repeated
+    fields joined with ", " (so two Authorization headers are one malformed value)."""
+    values = headers.get_all(name)
+    return ", ".join(values) if values else None
+
+
+def request_body(headers: Message, stream: BufferedIOBase, limit: int = MAX_BODY) -> bytes:
+    """The body as RFC 9112 §6 frames it: chunked, or Content-Length bytes, or none. A length
+    that cannot be trusted is a 400 before anything is read; a body over limit is a 413."""
+    codings = joined(headers, "transfer-encoding")
+    if codings is not None:
+        if headers.get_all("content-length"):  # request smuggling's favourite pair (§6.3)
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "Content-Length with Transfer-Encoding")
+        names = [coding.strip().lower() for coding in codings.split(",")]
+        if names[-1] != "chunked" or names.count("chunked") > 1 or "" in names:
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "the body's length is unknowable")
+        if names != ["chunked"]:
+            raise BadRequest(HTTPStatus.NOT_IMPLEMENTED, "a transfer coding we do not decode")
+        return _chunked(stream, limit)
+    length = declared_length(headers, limit)
+    data = stream.read(length) if length else b""
+    if len(data) < length:
+        raise BadRequest(HTTPStatus.BAD_REQUEST, "the body is shorter than Content-Length")
+    return data
+
+
+def declared_length(headers: Message, limit: int = MAX_BODY) -> int:
+    """Content-Length: digits only, the same value however often repeated (§6.3), at most
+    limit; 0 when absent."""
+    lines = headers.get_all("content-length")
+    if not lines:
+        return 0
+    values = {value.strip() for line in lines for value in line.split(",")}
+    if len(values) != 1 or not _DIGITS.fullmatch(value := values.pop()):
+        raise BadRequest(HTTPStatus.BAD_REQUEST, "an invalid Content-Length")
+    if len(value.lstrip("0")) > len(str(limit)) or int(value) > limit:
+        raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the body is over the cap")
+    return int(value)
+
+
+def _chunked(stream: BufferedIOBase, limit: int) -> bytes:
+    """RFC 9112 §7.1: hex-sized chunks (extensions ignored), a last chunk of 0, trailers."""
+    body = bytearray()
+    while True:
+        line = stream.readline(MAX_CHUNK_LINE + 1)
+        size = _CHUNK_SIZE.fullmatch(line)
+        if size is None:
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "a malformed chunk size")
+        digits = size.group(1).lstrip(b"0")
+        if len(digits) > len(f"{limit:x}") or len(body) + int(digits or b"0", 16) > limit:
+            raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the body is over the cap")
+        if not digits:
+            break
+        wanted = int(digits, 16)
+        data = stream.read(wanted)
+        if len(data) < wanted or stream.readline(3) not in (b"\r\n", b"\n"):
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "a malformed chunk")
+        body += data
+    for _ in range(MAX_TRAILERS):
+        line = stream.readline(MAX_CHUNK_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            return bytes(body)
+        if not line.endswith(b"\n"):
+            break
+    raise BadRequest(HTTPStatus.BAD_REQUEST, "malformed trailers")
 
 
 async def httpx_fetcher(url: str, edge: Edge) -> Fetched:
@@ -99,26 +192,55 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # small keep-alive replies would otherwise wait ~40 ms
+        timeout = REQUEST_TIMEOUT  # a client that stops sending mid-request is let go
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per request is written by _serve
 
+        # The standard library's own refusals (a bad request line, headers too long, an
+        # unknown method) in JSON like every other answer, never with the client's text.
+        error_content_type = "application/json"
+        error_message_format = '{"error":"%(explain)s"}'
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            name = ERRORS.get(code) or HTTPStatus(code).phrase.lower().replace(" ", "_")
+            super().send_error(code, None, name)
+
+        def handle_expect_100(self) -> bool:
+            """Invite the body only when it will be taken: else the refusal comes instead."""
+            try:
+                declared_length(self.headers)
+            except BadRequest:
+                return True
+            return super().handle_expect_100()
+
         def _serve(self) -> None:
             started = time.perf_counter()
-            length = int(self.headers.get("content-length") or 0)
-            payload = self.rfile.read(min(length, MAX_BODY)) if length else b""
+            try:
+                if len(self.headers.get_all("host") or ()) > 1:  # RFC 9112 §3.2
+                    raise BadRequest(HTTPStatus.BAD_REQUEST, "more than one Host")
+                payload = request_body(self.headers, self.rfile)
+            except BadRequest as refused:
+                self.send_error(refused.status)
+                self._log(refused.status, started)
+                return
+            except TimeoutError:
+                self.send_error(HTTPStatus.REQUEST_TIMEOUT)
+                self._log(HTTPStatus.REQUEST_TIMEOUT, started)
+                return
 
             async def body() -> bytes:
                 return payload
 
             host, port = cast(tuple[str, int], self.server.server_address)[:2]
-            header = self.headers.get
+            header = functools.partial(joined, self.headers)
             request = Request(
                 self.command,
                 request_url(header("host"), self.path, f"{host}:{port}"),
                 authorization=header("authorization"),
-                # Repeated fields joined with ", ", as the Fetch standard's Headers.get does.
-                dpop=", ".join(self.headers.get_all("dpop") or ()) or None,
+                dpop=header("dpop"),
                 origin=header("origin"),
                 access_control_request_method=header("access-control-request-method"),
                 body=body,
@@ -130,8 +252,11 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
                 self.send_header(name, value)
             if self.command != "HEAD":  # RFC 9110 §8.6: a HEAD's length would be the GET's
                 self.send_header("content-length", str(len(data)))
-            self.end_headers()
+            self._log(status, started)  # before the client can see the answer: a test that
+            self.end_headers()  # stops the server right after it must find the line
             self.wfile.write(data)
+
+        def _log(self, status: int, started: float) -> None:
             elapsed = (time.perf_counter() - started) * 1000
             print(f"{self.command} {urlsplit(self.path).path} {status} {elapsed:.1f}ms", flush=True)
 

@@ -7,10 +7,15 @@ import pytest
 from authpi_worker.config import (
     MAX_CLOCK_TOLERANCE,
     Settings,
+    jwks_url,
     load_cors_origins,
     load_settings,
 )
 from authpi_worker.errors import ServerMisconfigured
+from authpi_worker.metadata import WELL_KNOWN
+from tests.conftest import Call, body
+from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 
 GOOD = {
     "AUTHPI_ISSUER_URL": "https://idp.authpi.com/iss_1",
@@ -21,13 +26,13 @@ GOOD = {
 def test_good_settings() -> None:
     settings = load_settings({**GOOD, "AUTHPI_CLOCK_TOLERANCE": "30"}.get)
     assert settings == Settings(
-        "https://idp.authpi.com/iss_1",
+        ("https://idp.authpi.com/iss_1",),
         ("https://api.example.com",),
         30,
         "allowed",
         "https://api.example.com",
     )
-    assert settings.jwks_url == "https://idp.authpi.com/iss_1/jwks.json"
+    assert jwks_url(settings.issuers[0]) == "https://idp.authpi.com/iss_1/jwks.json"
 
 
 def test_the_audience_may_be_a_client_id_and_then_is_no_resource() -> None:
@@ -129,8 +134,8 @@ def test_a_malformed_cors_origin_names_the_var(value: str) -> None:
 
 def test_a_trailing_slash_issuer_is_kept_for_iss_but_not_doubled_in_the_jwks_url() -> None:
     settings = load_settings({**GOOD, "AUTHPI_ISSUER_URL": "https://idp.example/"}.get)
-    assert (settings.issuer, settings.jwks_url) == (
-        "https://idp.example/",
+    assert (settings.issuers, jwks_url(settings.issuers[0])) == (
+        ("https://idp.example/",),
         "https://idp.example/jwks.json",
     )
 
@@ -176,7 +181,7 @@ def test_unusable_variables_name_themselves(name: str, value: str | None, proble
 @pytest.mark.parametrize("host", ["127.0.0.1:9400", "localhost:9400", "[::1]:9400"])
 def test_plain_http_is_for_an_issuer_on_this_machine_only(host: str) -> None:
     issuer = f"http://{host}/iss_local"
-    assert load_settings({**GOOD, "AUTHPI_ISSUER_URL": issuer}.get).issuer == issuer
+    assert load_settings({**GOOD, "AUTHPI_ISSUER_URL": issuer}.get).issuers == (issuer,)
 
 
 def test_a_tolerance_written_as_a_json_number_counts() -> None:
@@ -190,3 +195,55 @@ def test_a_non_string_var_is_refused() -> None:
         load_settings(env.get)
     assert caught.value.variable == "AUTHPI_AUDIENCE"
     assert caught.value.description == "AUTHPI_AUDIENCE must be a string"
+
+
+# Lists (AUTHPI_ISSUER_URL, AUTHPI_AUDIENCE, CORS_ALLOWED_ORIGINS) are separated by commas or
+# white space; an empty entry is a typo, never a value (issue 14: "a," made "" an audience).
+EMPTY_ENTRIES = ["{a},", ",{a}", "{a},,{b}", "{a}, ,{b}", "{a} , , {b}", "{a},\n,{b}", ","]
+LIST_VARS = {
+    "AUTHPI_AUDIENCE": ("https://api.example.com", "client_abc"),
+    "AUTHPI_ISSUER_URL": ("https://idp.authpi.com/iss_1", "https://auth.example.com/iss_1"),
+    "CORS_ALLOWED_ORIGINS": ("https://app.example.com", "http://localhost:5173"),
+}
+
+
+def _load(name: str, value: str) -> object:
+    if name == "CORS_ALLOWED_ORIGINS":
+        return load_cors_origins({name: value}.get)
+    return load_settings({**GOOD, name: value}.get)
+
+
+@pytest.mark.parametrize("name", list(LIST_VARS))
+@pytest.mark.parametrize("shape", EMPTY_ENTRIES)
+def test_an_empty_entry_in_any_list_is_a_misconfiguration(name: str, shape: str) -> None:
+    first, second = LIST_VARS[name]
+    with pytest.raises(ServerMisconfigured) as caught:
+        _load(name, shape.format(a=first, b=second))
+    assert caught.value.variable == name
+    assert "empty entry" in caught.value.description
+
+
+@pytest.mark.parametrize("name", list(LIST_VARS))
+@pytest.mark.parametrize("shape", ["{a}, {b}", "{a} {b}", "{a},{b}", "{a} ,\n {b}", "{a}\t{b}"])
+def test_commas_or_white_space_separate_any_list(name: str, shape: str) -> None:
+    first, second = LIST_VARS[name]
+    assert _load(name, shape.format(a=first, b=second)) == _load(name, f"{first} {second}")
+
+
+HOSTILE_AUDIENCES: list[object] = ["", [""], ["", "https://other.example"]]
+
+
+@pytest.mark.parametrize("aud", HOSTILE_AUDIENCES)
+async def test_a_trailing_comma_in_the_audience_never_makes_the_empty_audience_valid(
+    call: Call, env: dict[str, object], issuer: FakeIssuer, aud: object
+) -> None:
+    """Issue 14: AUTHPI_AUDIENCE="https://api.example.com," accepted aud "" and [""]."""
+    env["AUTHPI_AUDIENCE"] = "https://api.example.com,"
+    token = issuer.mint(aud=aud)
+    assert (await call("/")).status == 200
+    with logged() as events:
+        for path in ("/me", WELL_KNOWN):
+            reply = await call(path, token)
+            assert (reply.status, body(reply)) == (500, {"error": "server_misconfigured"})
+    assert [event["detail"] for event in events] == ["AUTHPI_AUDIENCE"] * 2
+    assert issuer.jwks_hits == 0

@@ -33,6 +33,7 @@ from authpi_worker.testing.tokens import (
     unb64url,
 )
 from authpi_worker.testing.tokens import claims as token_claims
+from authpi_worker.tokens import MAX_TOKEN_BYTES
 from tests.conftest import WORKER, Call, Clock, body
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
@@ -154,7 +155,10 @@ HOSTILE: dict[str, tuple[Make, str]] = {
     ),
     # A well-formed JWS, as strict as an access token (step 2)
     "not a JWS": (lambda k, t: "not-a-jws", "dpop_malformed"),
-    "oversize": (lambda k, t: proof(k, "GET", ME, t, pad="x" * 9000), "dpop_too_large"),
+    "oversize": (
+        lambda k, t: proof(k, "GET", ME, t, pad="x" * MAX_TOKEN_BYTES),
+        "dpop_too_large",
+    ),
     "padded base64": (lambda k, t: proof(k, "GET", ME, t).replace(".", "=.", 1), "dpop_malformed"),
     "header not JSON": (
         lambda k, t: "bm90IGpzb24." + proof(k, "GET", ME, t).split(".", 1)[1],

@@ -9,7 +9,10 @@ import pytest
 from authpi_worker import tokens
 from authpi_worker.auth import Verifier
 from authpi_worker.errors import InvalidToken
-from authpi_worker.token_cache import TOKEN_CACHE_SIZE, TokenCache
+from authpi_worker.jwks import JWKS_MAX_AGE, Cached, Edge, Fetched, KeyCache
+from authpi_worker.keys import KeySet
+from authpi_worker.token_cache import TOKEN_CACHE_BYTES, TOKEN_CACHE_SIZE, TokenCache
+from authpi_worker.tokens import MAX_TOKEN_BYTES
 from tests.conftest import Call, Clock
 from tests.support.issuer import FakeIssuer
 
@@ -84,12 +87,26 @@ NOW = 1_800_000_000.0
 WINDOW = (NOW - 10, NOW + 10)
 
 
+async def _never_fetched(url: str, edge: Edge) -> Fetched:
+    raise AssertionError("the cache never fetches")
+
+
+def key_cache(fetched_at: float = NOW, max_age: int = JWKS_MAX_AGE) -> KeyCache:
+    """A real KeyCache holding an (empty) set fetched at fetched_at, as an issuer's would."""
+    keys = KeyCache("http://127.0.0.1:9/iss/jwks.json", _never_fetched)
+    keys.cached = Cached(KeySet({}, ()), fetched_at, max_age)
+    return keys
+
+
+KEYS = key_cache()
+
+
 def test_the_cache_is_a_bounded_lru() -> None:
     cache = TokenCache(size=3)
     for name in "abc":
-        cache.put(name, {"sub": name}, *WINDOW)
+        cache.put(name, {"sub": name}, *WINDOW, KEYS)
     assert cache.get("a", NOW) is not None  # a is now the most recent
-    cache.put("d", {"sub": "d"}, *WINDOW)
+    cache.put("d", {"sub": "d"}, *WINDOW, KEYS)
     assert len(cache) == 3
     assert cache.get("b", NOW) is None  # the least recently used went
     assert cache.get("a", NOW) == {"sub": "a"}
@@ -98,14 +115,35 @@ def test_the_cache_is_a_bounded_lru() -> None:
 def test_the_default_bound_holds_under_many_tokens() -> None:
     cache = TokenCache()
     for n in range(TOKEN_CACHE_SIZE * 2):
-        cache.put(str(n), {"sub": str(n)}, *WINDOW)
+        cache.put(str(n), {"sub": str(n)}, *WINDOW, KEYS)
     assert len(cache) == TOKEN_CACHE_SIZE
+
+
+def test_the_bytes_of_tokens_held_are_bounded_too() -> None:
+    """Tokens up to MAX_TOKEN_BYTES: 1,024 of them, with their claims, would not fit an
+    isolate's memory. The least recently used go while the bytes are over the budget."""
+    cache = TokenCache()
+    for n in range(TOKEN_CACHE_SIZE):
+        cache.put(f"{n:05d}".ljust(MAX_TOKEN_BYTES, "t"), {"sub": str(n)}, *WINDOW, KEYS)
+    assert len(cache) == TOKEN_CACHE_BYTES // MAX_TOKEN_BYTES
+    assert cache.bytes == len(cache) * MAX_TOKEN_BYTES <= TOKEN_CACHE_BYTES
+    newest = f"{TOKEN_CACHE_SIZE - 1:05d}".ljust(MAX_TOKEN_BYTES, "t")
+    assert cache.get(newest, NOW) == {"sub": str(TOKEN_CACHE_SIZE - 1)}
+    for _ in range(3):  # the same token again is one entry, counted once
+        cache.put("small", {"sub": "s"}, *WINDOW, KEYS)
+    assert cache.bytes == (len(cache) - 1) * MAX_TOKEN_BYTES + len("small")
+    KEYS.version += 1  # misses drop their bytes too
+    try:
+        assert cache.get("small", NOW) is None and cache.get(newest, NOW) is None
+    finally:
+        KEYS.version -= 1
+    assert cache.bytes == (len(cache)) * MAX_TOKEN_BYTES
 
 
 def test_the_key_is_the_whole_token() -> None:
     """Not a part a forger could pair with other claims: one character anywhere misses."""
     cache = TokenCache()
-    cache.put("head.payload.signature", {"sub": "a"}, *WINDOW)
+    cache.put("head.payload.signature", {"sub": "a"}, *WINDOW, KEYS)
     for other in ("head.payloaX.signature", "heaX.payload.signature", "head.payload.signaturX"):
         assert cache.get(other, NOW) is None
     assert cache.get("head.payload.signature", NOW) == {"sub": "a"}
@@ -116,7 +154,7 @@ def test_the_key_is_the_whole_token() -> None:
 )
 def test_a_hit_only_inside_the_window_and_a_miss_drops_the_entry(now: float, hit: bool) -> None:
     cache = TokenCache()
-    cache.put("t", {"sub": "a"}, *WINDOW)
+    cache.put("t", {"sub": "a"}, *WINDOW, KEYS)
     assert (cache.get("t", now) is not None) is hit
     assert len(cache) == (1 if hit else 0)
 
@@ -144,10 +182,28 @@ def test_the_window_is_where_the_time_rules_pass(
                 tokens.check_times(claims, 5, now)
 
 
-def test_a_key_set_change_flushes_everything() -> None:
-    cache = TokenCache()
-    cache.put("a", {"sub": "a"}, *WINDOW)
-    cache.sync(0)
+def test_a_key_set_change_drops_that_issuers_tokens_only() -> None:
+    cache, first, second = TokenCache(), key_cache(), key_cache()
+    cache.put("a", {"sub": "a"}, *WINDOW, first)
+    cache.put("b", {"sub": "b"}, *WINDOW, second)
+    first.version += 1  # the first issuer rotated or withdrew a key
+    assert cache.get("a", NOW) is None
+    assert cache.get("b", NOW) == {"sub": "b"}
     assert len(cache) == 1
-    cache.sync(1)
-    assert len(cache) == 0
+
+
+def test_a_hit_only_while_its_issuers_key_set_is_fresh() -> None:
+    cache, due, fresh = TokenCache(), key_cache(NOW - JWKS_MAX_AGE), key_cache(NOW - 1)
+    cache.put("a", {"sub": "a"}, *WINDOW, due)
+    cache.put("b", {"sub": "b"}, *WINDOW, fresh)
+    assert cache.get("a", NOW) is None  # its set is due: the full check refreshes it
+    assert cache.get("b", NOW) == {"sub": "b"}
+
+
+def test_the_version_is_the_one_the_token_was_verified_under() -> None:
+    cache, keys = TokenCache(), key_cache()
+    keys.version = 7
+    cache.put("a", {"sub": "a"}, *WINDOW, keys)
+    assert cache.get("a", NOW) == {"sub": "a"}
+    keys.version = 8
+    assert cache.get("a", NOW) is None

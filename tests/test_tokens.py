@@ -11,20 +11,24 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from authpi_worker.errors import InvalidToken
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import (
     b64url,
+    caller,
     claims,
     edit_signature,
     encode_part,
     header,
+    organization,
     sign,
     unb64url,
     with_payload,
 )
-from authpi_worker.tokens import MAX_TOKEN_BYTES, credentials, parse
+from authpi_worker.tokens import MAX_JSON_DEPTH, MAX_TOKEN_BYTES, credentials, json_object, parse
 from tests.conftest import Call, body
 from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 
 Keys = dict[str, SigningKey]
 Forge = Callable[[FakeIssuer, Keys], str]
@@ -322,12 +326,107 @@ async def test_bearer_scheme_is_case_insensitive_with_one_or_more_spaces(
 
 
 def test_size_cap_applies_before_any_parsing() -> None:
-    """An 8 KiB+ header is refused by length alone: the regex never sees it."""
-    from authpi_worker.errors import InvalidToken
-
+    """An oversize header is refused by length alone: the regex never sees it."""
     with pytest.raises(InvalidToken) as caught:
-        credentials("Bearer " + "a." * 10_000)
+        credentials("Bearer " + "a." * MAX_TOKEN_BYTES)
     assert caught.value.reason == "too_large"
     with pytest.raises(InvalidToken) as caught:
         parse("a" * (MAX_TOKEN_BYTES + 1))
     assert caught.value.reason == "too_large"
+
+
+def _nested(depth: int, inner: bytes = b"1") -> bytes:
+    return b'{"a":' + b"[" * (depth - 1) + inner + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5_000, 20_000])
+def test_json_nested_deeper_than_the_cap_is_malformed_before_the_parser_sees_it(
+    depth: int,
+) -> None:
+    """Pyodide's wasm stack dies of ~10,000 nested brackets (a fatal error, no exception):
+    the payload read before the signature, and a DPoP proof's, must never get there."""
+    with pytest.raises(InvalidToken) as caught:
+        json_object(_nested(depth), "payload")
+    assert (caught.value.reason, caught.value.description) == (
+        "malformed",
+        "payload nests too deep",
+    )
+
+
+def test_json_at_the_depth_cap_and_brackets_inside_strings_are_fine() -> None:
+    assert json_object(_nested(MAX_JSON_DEPTH), "payload")["a"]
+    brackets = json.dumps({"title": "[{" * 5_000, "t": '\\"[' * 1_000, "x": [[1]]}).encode()
+    assert json_object(brackets, "payload")["x"] == [[1]]
+
+
+async def test_a_deep_payload_with_an_unknown_iss_is_refused_before_any_jwks_fetch(
+    call: Call, issuer: FakeIssuer, keys: Keys
+) -> None:
+    """The payload is read before the signature (for its iss): read safely, and no fetch."""
+    for payload in (_nested(3_000), b'{"iss":"https://evil.example","sub":"x","exp":1e10}'):
+        reply = await call("/me", sign(keys["ES256"], header(keys["ES256"]), payload))
+        assert reply.status == 401
+    assert issuer.jwks_hits == 0
+
+
+# AuthPI's tokens carry every membership of the person (issue 15 item 5): a busy person's
+# token must verify; the cap is against abuse.
+def memberships(count: int) -> list[dict[str, object]]:
+    """count memberships as AuthPI writes them: org ids of 25 characters, titles, scopes."""
+    return [
+        organization(
+            f"org_{index:025d}", "reports:read", "members:read", title=f"Organization {index}"
+        )
+        for index in range(count)
+    ]
+
+
+def sized(issuer: FakeIssuer, keys: Keys, length: int) -> str | None:
+    """A valid person's token of exactly length characters (pad claim and header member
+    tuned; base64url skips one length in four, so one of the two knobs reaches it), or None."""
+    key = keys["ES256"]
+    base = len(issuer.mint(key, **caller("person"), pad=""))
+    for extra in range(4):
+        head = header(key, x="y" * extra)
+        for pad in range(max(0, (length - base) * 3 // 4 - 16), (length - base) * 3 // 4 + 4):
+            token = issuer.mint(key, head=head, **caller("person"), pad="p" * pad)
+            if len(token) == length:
+                return token
+    return None
+
+
+async def test_a_person_in_100_organizations_is_verified_end_to_end(
+    call: Call, issuer: FakeIssuer
+) -> None:
+    token = issuer.mint(**caller("person"), organizations=memberships(100))
+    assert 8192 < len(token) <= MAX_TOKEN_BYTES  # refused as too_large under the old 8 KiB cap
+    for path in ("/me", "/reports", "/me"):  # the last one from the verified-token cache
+        reply = await call(path, token)
+        assert reply.status == 200, reply.headers.get("www-authenticate")
+    assert body(reply) == {"sub": "usr_demo", "scope": "read:reports"}
+
+
+async def test_tokens_up_to_the_cap_verify_and_one_character_more_is_too_large(
+    call: Call, issuer: FakeIssuer, keys: Keys
+) -> None:
+    at_cap, over = sized(issuer, keys, MAX_TOKEN_BYTES), sized(issuer, keys, MAX_TOKEN_BYTES + 1)
+    assert at_cap is not None and over is not None
+    assert (await call("/me", at_cap)).status == 200
+    with logged() as events:
+        reply = await call("/me", over)
+    assert reply.status == 401
+    assert 'error_description="token too large"' in reply.headers["www-authenticate"]
+    assert [event["reason"] for event in events] == ["too_large"]
+
+
+async def test_a_token_at_the_cap_nested_deep_is_malformed_before_any_fetch(
+    call: Call, issuer: FakeIssuer, keys: Keys
+) -> None:
+    """The largest payload an attacker may send before the signature, nested all the way."""
+    depth = MAX_TOKEN_BYTES * 3 // 8 - 100
+    token = sign(keys["ES256"], header(keys["ES256"]), _nested(depth))
+    assert len(token) <= MAX_TOKEN_BYTES
+    with logged() as events:
+        assert (await call("/me", token)).status == 401
+    assert [event["reason"] for event in events] == ["malformed"]
+    assert issuer.jwks_hits == 0

@@ -14,6 +14,7 @@ from authpi_worker.config import (
     VARS,
     Lookup,
     Settings,
+    jwks_url,
     load_cors_origins,
     load_settings,
 )
@@ -33,14 +34,12 @@ from authpi_worker.responses import Challenge, Reply, refusal
 from authpi_worker.token_cache import TokenCache
 from authpi_worker.tokens import (
     Parsed,
-    Window,
     check_claims,
     confirmation,
     credentials,
     parse,
     verify_signature,
 )
-from authpi_worker.tokens import claims as claims_of
 
 Claims = Mapping[str, Any]
 # Challenges kept per resource: one, or one per hostname the Worker answers at (workers.dev and
@@ -71,18 +70,27 @@ class Caller:
 
 
 class Verifier:
-    """Verifies access tokens, and DPoP proofs, for one issuer and set of audiences."""
+    """Verifies access tokens, and DPoP proofs, for its issuers and audiences."""
 
     def __init__(
         self, settings: Settings, fetch: Fetcher, clock: Callable[[], float] = time.time
     ) -> None:
         self.settings = settings
         self.schemes = SCHEMES[settings.dpop]
-        self.keys = KeyCache(settings.jwks_url, fetch, clock)
+        # One key cache per issuer (its own set, fetch policy and cooldown): a token's iss
+        # picks the only keys that may verify it, and a flood naming one fetches no other's.
+        self.issuers = {
+            issuer: KeyCache(jwks_url(issuer), fetch, clock) for issuer in settings.issuers
+        }
         self.tokens = TokenCache()
         self.proofs = ProofChecker(clock)
         self._challenges: dict[str | None, Challenge] = {}
         self._clock = clock
+
+    @property
+    def keys(self) -> KeyCache:
+        """The first issuer's key cache: the only one unless AUTHPI_ISSUER_URL lists several."""
+        return self.issuers[self.settings.issuers[0]]
 
     async def authenticate(
         self,
@@ -123,29 +131,33 @@ class Verifier:
         return challenge
 
     async def _claims(self, token: str) -> Claims:
-        """The token's verified claims: from the verified-token cache while the key set is
-        fresh and the token inside its lifetime, else verified in full and cached."""
+        """The token's verified claims: from the verified-token cache while its issuer's key
+        set is fresh and unchanged and the token inside its lifetime, else verified in full
+        (with the keys of the issuer its iss names, and no other's) and cached."""
         now = self._clock()
-        if self.keys.fresh(now):
-            cached = self.tokens.get(token, now)
-            if cached is not None:
-                return cached
+        cached = self.tokens.get(token, now)
+        if cached is not None:
+            return cached
         parsed = parse(token)
         try:
-            claims, window = await self._verify(parsed)
+            keys = self._keys_of(parsed)
+            key = await keys.key_for(parsed.kid, parsed.alg)
+            verify_signature(parsed, key.key)
+            window = check_claims(parsed.claims, self.settings, self._clock())
         except Denied as denied:
             denied.kid = parsed.kid
             raise
-        finally:
-            self.tokens.sync(self.keys.version)  # a refresh may have changed the keys
-        self.tokens.put(token, claims, *window)
-        return claims
+        self.tokens.put(token, parsed.claims, *window, keys)
+        return parsed.claims
 
-    async def _verify(self, parsed: Parsed) -> tuple[Claims, Window]:
-        key = await self.keys.key_for(parsed.kid, parsed.alg)
-        verify_signature(parsed, key.key)
-        claims = claims_of(parsed)
-        return claims, check_claims(claims, self.settings, self._clock())
+    def _keys_of(self, parsed: Parsed) -> KeyCache:
+        """The key cache of the issuer the token names: an iss we don't list is refused
+        before any key set is fetched."""
+        iss = parsed.claims.get("iss")
+        keys = self.issuers.get(iss) if isinstance(iss, str) else None
+        if keys is None:
+            raise InvalidToken("wrong_issuer", "unexpected issuer")
+        return keys
 
 
 @dataclass(frozen=True, slots=True)

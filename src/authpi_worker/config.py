@@ -30,7 +30,8 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 DpopMode = Literal["allowed", "required", "disabled"]
 DPOP_MODES: tuple[DpopMode, ...] = ("allowed", "required", "disabled")
 ANY_ORIGIN = "*"
-_LIST = re.compile(r"[,\s]+")  # lists are separated by commas or white space
+# Lists are separated by a comma (white space around it allowed) or by white space alone.
+_SEPARATOR = re.compile(r"\s*,\s*|\s+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Lookup = Callable[[str], object]  # a variable by name: the Workers env, or a dict's get
@@ -38,7 +39,9 @@ Lookup = Callable[[str], object]  # a variable by name: the Workers env, or a di
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    issuer: str
+    # A token's iss must be one of them, exactly, and only that issuer's keys may verify it
+    # (several while an issuer moves to a custom domain: old tokens carry the old iss).
+    issuers: tuple[str, ...]
     audiences: tuple[str, ...]  # a token passes when its aud names any of them
     clock_tolerance: int = 0  # seconds of leeway on exp/nbf/iat; 0 as in the quickstart
     dpop: DpopMode = "allowed"
@@ -46,23 +49,25 @@ class Settings:
     # an https URL; None means the origin of each request.
     resource: str | None = None
 
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.issuer.rstrip('/')}/jwks.json"
+
+def jwks_url(issuer: str) -> str:
+    """Where an issuer publishes its keys: a trailing slash is not doubled."""
+    return f"{issuer.rstrip('/')}/jwks.json"
 
 
 def load_settings(get: Lookup) -> Settings:
     """Build Settings from a variable lookup (the Workers env, or os.environ), or explain."""
-    issuer = _required(get, ISSUER_VAR)
-    _check_url(issuer, ISSUER_VAR)
-    audiences = tuple(_LIST.split(_required(get, AUDIENCE_VAR)))
+    issuers = entries(_required(get, ISSUER_VAR), ISSUER_VAR)
+    for issuer in issuers:
+        _check_url(issuer, ISSUER_VAR)
+    audiences = entries(_required(get, AUDIENCE_VAR), AUDIENCE_VAR)
     resource = _optional(get, RESOURCE_VAR)
     if resource is not None:
         if _has_query_or_fragment(resource, _check_url(resource, RESOURCE_VAR)):
             raise ServerMisconfigured(RESOURCE_VAR, "must have no query or fragment (RFC 9728)")
     else:
         resource = next((a for a in audiences[:1] if _is_resource_url(a)), None)
-    return Settings(issuer, audiences, _tolerance(get(TOLERANCE_VAR)), _dpop(get), resource)
+    return Settings(issuers, audiences, _tolerance(get(TOLERANCE_VAR)), _dpop(get), resource)
 
 
 def load_cors_origins(get: Lookup) -> frozenset[str]:
@@ -70,12 +75,21 @@ def load_cors_origins(get: Lookup) -> frozenset[str]:
     value = _optional(get, CORS_VAR)
     if value is None:
         return frozenset()
-    entries = _LIST.split(value)
-    if ANY_ORIGIN in entries:
-        if len(entries) > 1:
+    origins = entries(value, CORS_VAR)
+    if ANY_ORIGIN in origins:
+        if len(origins) > 1:
             raise ServerMisconfigured(CORS_VAR, "mixes * with origins")
-        return frozenset(entries)
-    return frozenset(_origin(entry) for entry in entries)
+        return frozenset(origins)
+    return frozenset(_origin(origin) for origin in origins)
+
+
+def entries(value: str, name: str) -> tuple[str, ...]:
+    """The entries of a list variable, in order, each once. "a, b" and "a b" are lists of two;
+    an empty entry ("a,", ",a", "a,,b", "a, ,b") is a typo that must not become a value."""
+    found = _SEPARATOR.split(value)
+    if "" in found:
+        raise ServerMisconfigured(name, "has an empty entry (a stray comma?)")
+    return tuple(dict.fromkeys(found))
 
 
 def normalized_origin(url: str) -> tuple[str, SplitResult] | None:

@@ -50,7 +50,7 @@ def document(settings: Settings, resource: str, scopes: Iterable[str]) -> dict[s
     """The metadata (RFC 9728 §2), with RFC 9449 §5.2's DPoP members unless DPoP is off."""
     metadata: dict[str, Any] = {
         "resource": resource,
-        "authorization_servers": [settings.issuer],
+        "authorization_servers": list(settings.issuers),  # in the configured order
         "scopes_supported": sorted(set(scopes)),
         "bearer_methods_supported": ["header"],
     }

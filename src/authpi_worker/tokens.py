@@ -27,11 +27,17 @@ from authpi_worker.errors import InvalidToken, MissingToken, Scheme
 ALGORITHMS = ("ES256", "EdDSA", "Ed25519", "RS256")
 # RFC 9068 §4: the header typ must say access token; this keeps ID and refresh tokens out.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-# Checked before any parsing; AuthPI tokens are well under 2 KiB.
-MAX_TOKEN_BYTES = 8192
+# Checked before any parsing: against abuse, not against AuthPI's own tokens, which carry every
+# membership (130-185 bytes each): 100 organizations make 13-19 KiB, 32 KiB holds 170-240 of
+# them, and Cloudflare takes 128 KB of request headers.
+MAX_TOKEN_BYTES = 32 * 1024
 # The header is parsed before the signature is checked, so its JSON is attacker-made: a flat
 # object, nothing like the thousands of nested brackets that exhaust Pyodide's wasm stack.
 MAX_HEADER_BRACKETS = 32
+# The payload (read before the signature for its iss) and a DPoP proof's (signed by any key)
+# are attacker-made too, and may not be flat: AuthPI's claims nest 4 deep. Pyodide's stack
+# took 5,000 nested brackets in Node and died of 10,000 (a fatal error, not an exception).
+MAX_JSON_DEPTH = 512
 
 _ALLOWED = frozenset(ALGORITHMS)  # parse() checks alg here: it needs no cryptography
 # RFC 6750 §2.1 and RFC 9449 §7.1: `Bearer` or `DPoP` (any case), one or more spaces, one
@@ -54,7 +60,9 @@ class Parsed:
     kid: str | None
     signing_input: bytes
     signature: bytes
-    payload: bytes
+    # The payload as a JSON object: read before the signature is checked, for its iss (which
+    # issuer's keys may verify it); trusted only once the signature is.
+    claims: dict[str, Any]
 
 
 def credentials(authorization: str | None) -> tuple[Scheme, str]:
@@ -79,9 +87,10 @@ def _scheme(text: str) -> Scheme:
     return "DPoP" if text[0] in "Dd" else "Bearer"
 
 
-def split(token: str) -> tuple[str, str, str]:
-    """The three base64url segments of a compact JWS (RFC 7515 §7.1), size-capped first."""
-    if len(token) > MAX_TOKEN_BYTES:
+def split(token: str, max_bytes: int = MAX_TOKEN_BYTES) -> tuple[str, str, str]:
+    """The three base64url segments of a compact JWS (RFC 7515 §7.1), size-capped first
+    (a DPoP proof may pass a cap of its own)."""
+    if len(token) > max_bytes:
         raise InvalidToken("too_large", "token too large")
     match = _COMPACT.fullmatch(token)
     if match is None:
@@ -111,7 +120,8 @@ def read_header(
 
 
 def parse(token: str) -> Parsed:
-    """An access token's structure and header (RFC 7515, RFC 8725 §3.1, §3.11, RFC 9068 §4)."""
+    """An access token's structure, header and payload (RFC 7515, RFC 8725 §3.1, §3.11,
+    RFC 9068 §4); its signature is not checked yet."""
     header_b64, payload_b64, signature_b64 = split(token)
     header, alg = read_header(header_b64, ACCESS_TOKEN_TYPES, _ALLOWED, "an access token")
     kid = header.get("kid")
@@ -123,7 +133,7 @@ def parse(token: str) -> Parsed:
         kid=kid,
         signing_input=f"{header_b64}.{payload_b64}".encode("ascii"),
         signature=b64decode(signature_b64),
-        payload=b64decode(payload_b64),
+        claims=json_object(b64decode(payload_b64), "payload"),
     )
 
 
@@ -147,14 +157,14 @@ def _verifier(alg: str) -> Algorithm:
 
 
 def claims(parsed: Parsed) -> dict[str, Any]:
-    """The payload as a JSON object (only after the signature is verified)."""
-    return json_object(parsed.payload, "payload")
+    """The payload as a JSON object (to be trusted only after the signature is verified)."""
+    return parsed.claims
 
 
 def check_claims(claims: Mapping[str, Any], settings: Settings, now: float) -> Window:
     """RFC 9068 §4 and RFC 7519 §4.1: iss, aud, exp, nbf, iat, sub. Returns the window in
     which the time rules hold, for the verified-token cache."""
-    if claims.get("iss") != settings.issuer:
+    if claims.get("iss") not in settings.issuers:  # the Verifier chose its keys by this iss
         raise InvalidToken("wrong_issuer", "unexpected issuer")
     if not _for_us(claims.get("aud"), settings.audiences):
         raise InvalidToken("wrong_audience", "unexpected audience")
@@ -233,6 +243,25 @@ def b64decode(segment: str) -> bytes:
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 
 
+# A JSON string (its brackets are no nesting), unrolled so that sre runs through it in one go.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_OPENING = frozenset(b"[{")
+
+
+def _too_deep(data: bytes) -> bool:
+    """More than MAX_JSON_DEPTH brackets open at once, outside strings. Nothing can nest
+    deeper than it has brackets: only JSON with more than that is scanned."""
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for byte in _STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in _OPENING else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -259,7 +288,10 @@ _DECODER = json.JSONDecoder(
 
 
 def json_object(data: bytes, part: str) -> dict[str, Any]:
-    """UTF-8 JSON with one object at the top, no duplicate names, no NaN or Infinity."""
+    """UTF-8 JSON with one object at the top, no duplicate names, no NaN or Infinity, nested
+    at most MAX_JSON_DEPTH deep."""
+    if _too_deep(data):
+        raise InvalidToken("malformed", f"{part} nests too deep")
     try:
         value = _DECODER.decode(data.decode("utf-8"))
     except (ValueError, RecursionError):

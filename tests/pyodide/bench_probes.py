@@ -39,10 +39,9 @@ def prime(env: Any, token: str) -> None:
         raise ValueError("the cached token needs a kid")
     keys = KeySet(by_kid={parsed.kid: Key(parsed.kid, parsed.alg, NO_KEY)}, unnamed=())
     verifier.keys.cached = Cached(keys, fetched_at=time.time(), max_age=MAX_MAX_AGE)
-    verifier.tokens.sync(verifier.keys.version)
     decoded = claims(parsed)
     window = check_times(decoded, verifier.settings.clock_tolerance, time.time())
-    verifier.tokens.put(token, decoded, *window)
+    verifier.tokens.put(token, decoded, *window, verifier.keys)
 
 
 def core(env: Any, fresh: list[str], count: int) -> int:

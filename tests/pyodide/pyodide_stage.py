@@ -34,6 +34,7 @@ from authpi_worker.keys import parse_jwks
 from authpi_worker.testing.dpop import jkt, proof, proof_header
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import AUDIENCE, claims, header, sign
+from authpi_worker.tokens import MAX_TOKEN_BYTES
 from scripts.local_worker import httpx_fetcher
 from tests.pyodide import host
 from tests.pyodide.host import (
@@ -251,7 +252,17 @@ NO_CREDENTIALS = f'Bearer {METADATA}, DPoP algs="ES256 Ed25519 EdDSA RS256", {ME
             lambda issuer: "Bearer a.b.c", _invalid("invalid base64url"), id="bad-base64url"
         ),
         pytest.param(
-            lambda issuer: "Bearer " + "a" * 9000, _invalid("token too large"), id="too-large"
+            lambda issuer: "Bearer " + "a" * (MAX_TOKEN_BYTES + 100),
+            _invalid("token too large"),
+            id="too-large",
+        ),
+        pytest.param(  # read before the signature; 10,000 nested brackets kill Pyodide's stack
+            lambda issuer: (
+                "Bearer "
+                + sign(issuer.signer, header(issuer.signer), b"[" * 12_000 + b"]" * 12_000)
+            ),
+            _invalid("payload nests too deep"),
+            id="payload-nested-12000-deep",
         ),
         pytest.param(_bad_bearer(typ="JWT"), _invalid("not an access token"), id="typ-JWT"),
         pytest.param(_bad_bearer(typ=None), _invalid("not an access token"), id="typ-missing"),
