@@ -43,6 +43,7 @@ class Default(WorkerEntrypoint):
                 origin=_text(headers.get("origin")),
                 access_control_request_method=_text(headers.get("access-control-request-method")),
                 body=request.bytes,  # read only by a handler that wants it
+                content_length=_text(headers.get("content-length")),  # checked before reading
             ),
             ISOLATE,
             self.var,
