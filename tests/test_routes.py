@@ -365,12 +365,18 @@ async def test_the_handler_reads_params_from_a_request_that_stays_frozen(
         seen.append(request)
         return echo(request, claims)
 
-    table = Routes(Route("/orgs/{org_id}/reports/{report_id}", keep))
+    table = Routes(Route("/orgs/{org_id}/reports/{report_id}", keep, methods=("POST",)))
     token = issuer.mint(sub="c_x")
     url = f"{WORKER}/orgs/org%5Fa/reports/r%2F1"
-    reply = await dispatch(table, Request("GET", url, f"Bearer {token}"), isolate, env.get)
+
+    async def payload() -> bytes:
+        return b"{}"
+
+    sent = Request("POST", url, f"Bearer {token}", None, "https://app.example", None, payload, "2")
+    reply = await dispatch(table, sent, isolate, env.get)
     assert body(reply) == {"params": {"org_id": "org_a", "report_id": "r/1"}, "sub": "c_x"}
     (request,) = seen
+    assert request == dataclasses.replace(sent, params=request.params)  # the rest, as sent
     assert request.url == url and request.path == "/orgs/org%5Fa/reports/r%2F1"
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.params = {}  # type: ignore[misc]

