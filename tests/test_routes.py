@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from app import ROUTES, me, reports
 from authpi_worker import (
@@ -307,6 +309,9 @@ def test_a_literal_segment_wins_over_a_parameter() -> None:
         "/orgs/{org_id}/reports/{report_id}",
         {"org_id": "mine", "report_id": "r1"},
     )
+    beside = Routes(Route("/a/{x}/{y}", echo), Route("/a/b/{y}", echo))
+    assert matched(beside, "/a/b/c") == ("/a/b/{y}", {"y": "c"})
+    assert matched(beside, "/a/c/c") == ("/a/{x}/{y}", {"x": "c", "y": "c"})
     deeper = Routes(Route("/a/{x}/c", echo), Route("/a/b/{y}/d", echo))
     assert matched(deeper, "/a/b/c") == ("/a/{x}/c", {"x": "b"})
     assert matched(deeper, "/a/b/z/d") == ("/a/b/{y}/d", {"y": "z"})
@@ -494,3 +499,37 @@ async def test_a_body_a_handler_cannot_take_is_answered_and_logged(
         (status, reason, "/items"),
         (status, reason, "/open"),
     ]
+
+
+SEGMENTS = st.sampled_from(["a", "b", "{p}", "{p}"])  # parameters often: they must compete
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    templates=st.lists(st.lists(SEGMENTS, min_size=1, max_size=3), min_size=1, max_size=10),
+    path=st.lists(st.sampled_from(["a", "b", "c", ""]), min_size=1, max_size=3),
+)
+@example(templates=[["a", "b", "{p}"], ["a", "{p}", "{p}"]], path=["a", "b", "c"])
+def test_the_trie_finds_what_a_scan_in_literal_first_order_finds(
+    templates: list[list[str]], path: list[str]
+) -> None:
+    """Against a reference that scans every route: the match is the route whose segments
+    are literal the furthest to the left (depth first, literal before parameter)."""
+    shapes = {
+        "/" + "/".join(f"{{p{i}}}" if s == "{p}" else s for i, s in enumerate(t)) for t in templates
+    }
+    table = Routes(*(Route(shape, echo) for shape in shapes))
+
+    def fits(shape: str) -> bool:
+        parts = shape[1:].split("/")
+        return len(parts) == len(path) and all(
+            (p.startswith("{") and s != "") or p == s for p, s in zip(parts, path, strict=True)
+        )
+
+    candidates = sorted(
+        (tuple(p.startswith("{") for p in shape[1:].split("/")), shape)
+        for shape in shapes
+        if fits(shape)
+    )
+    found = table.match("/" + "/".join(path))
+    assert (found[0].path if found else None) == (candidates[0][1] if candidates else None)

@@ -214,8 +214,12 @@ class Routes:
         found = self._static.get(path)
         if found is not None or self._root is None or path[:1] != "/":
             return found
+        segments = path[1:].split("/")
         values: list[str] = []
-        endpoint = _walk(self._root, path[1:].split("/"), 0, values)
+        endpoint = _greedy(self._root, segments, values)
+        if endpoint is None:  # a literal led nowhere: the depth-first walk tries parameters
+            values.clear()
+            endpoint = _walk(self._root, segments, 0, values)
         if endpoint is None:
             return None
         names = endpoint.params
@@ -241,6 +245,22 @@ def _template(path: str) -> list[tuple[str, str | None]]:
     if len(names) != len(set(names)):
         raise ValueError(f"{path}: a parameter is named twice")
     return segments
+
+
+def _greedy(node: _Node, segments: list[str], values: list[str]) -> Endpoint | None:
+    """The walk's first path, without recursion: each segment's literal child, else the
+    parameter. When it ends at an endpoint, that is what _walk would find first."""
+    for segment in segments:
+        child = node.literals.get(segment)
+        if child is None:
+            param = node.param_node
+            value = decoded(segment) if param is not None and segment else None
+            if param is None or value is None:
+                return None
+            values.append(value)
+            child = param
+        node = child
+    return node.endpoint
 
 
 def _walk(node: _Node, segments: list[str], index: int, values: list[str]) -> Endpoint | None:
