@@ -1,18 +1,23 @@
 """Reading a JSON body (authpi_worker.body): the size limit, declared and real, and the strict
-parse; every hostile body is a 400 or a 413, never another exception. Through the route table
-and over HTTP: tests/test_app.py and tests/test_local_worker.py."""
+parse; every hostile body is a 400 or a 413, never another exception. Through the route table:
+tests/test_app.py; over HTTP: the last test here, and curl-matrix's rows."""
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authpi_worker import InvalidRequest, PayloadTooLarge, Request
 from authpi_worker.body import MAX_DEPTH, parse_json, read_json
+from authpi_worker.testing.tokens import AUDIENCE, caller, organization
+from scripts.local_worker import LocalWorker, make_server
+from tests.support.issuer import FakeIssuer
 
 LIMIT = 64
 
@@ -142,3 +147,25 @@ def test_any_bytes_parse_or_are_invalid_request_never_anything_else(raw: bytes) 
         assert refused.status == 400
     else:  # accepted: exactly what the standard parser makes of the same text
         assert value == json.loads(raw.decode("utf-8"))
+
+
+def test_bodies_over_real_http_through_scripts_serve(issuer: FakeIssuer) -> None:
+    """scripts/serve's server on 127.0.0.1: the Content-Length it received reaches the core."""
+    server = make_server(
+        LocalWorker({"AUTHPI_ISSUER_URL": issuer.url, "AUTHPI_AUDIENCE": AUDIENCE}), 0
+    )
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    token = issuer.mint(**caller("person"), organizations=[organization("org_a", "reports:write")])
+    url = f"http://127.0.0.1:{server.server_address[1]}/orgs/org_a/reports"
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    try:
+        with httpx.Client(timeout=10) as client:
+            created = client.post(url, headers=headers, content=b'{"title":"Q3"}')
+            assert (created.status_code, created.json()["title"]) == (201, "Q3")
+            bad = client.post(url, headers=headers, content=b'{"title":"Q3","title":"Q4"}')
+            assert (bad.status_code, bad.json()) == (400, {"error": "invalid_request"})
+            large = client.post(url, headers=headers, content=b"x" * (64 * 1024 + 1))
+            assert (large.status_code, large.json()) == (413, {"error": "payload_too_large"})
+    finally:
+        server.shutdown()
+        server.server_close()
