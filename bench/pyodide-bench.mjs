@@ -8,7 +8,8 @@
 //
 // MANIFEST.json: tests/pyodide/host.py's manifest, with tests/pyodide/bench_probes.py.
 // CASES.json, written by scripts/bench_pyodide.py:
-//   {"origin": "https://...", "env": {vars}, "cached_token": "...", "fresh": ["Bearer ...", ...],
+//   {"origin": "https://...", "env": {vars}, "cached_tokens": ["...", ...],
+//    "fresh": ["Bearer ...", ...],
 //    "requests": {"NAME": {"path": "/me", "headers": [[name, value], ...]}, ...}}
 //
 // Start-up imports the entry as workerd does, primes its caches (bench_probes.prime), sends
@@ -49,7 +50,7 @@ const probes = pyodide.pyimport('bench_probes')
 const env = cases.env // a plain JS object, as workerd's env and the stage's
 const pyEnv = pyodide.toPy(env)
 const pyFresh = pyodide.toPy(cases.fresh)
-probes.prime(pyEnv, cases.cached_token)
+for (const token of cases.cached_tokens) probes.prime(pyEnv, token)
 
 const request = (name) => {
   const { path, headers } = cases.requests[name]

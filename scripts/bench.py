@@ -4,11 +4,13 @@ Per algorithm, in µs per request, all in one run: cryptography's verify alone (
 bare jwt.decode, the project's whole request handling with a fresh token and with a repeated
 one, and the quickstart's jose jwtVerify in Node (bench/jose-bench.mjs). Beside them, the
 Worker under Pyodide (scripts/bench_pyodide.py): requests through src/entry.py as the Pyodide
-stage makes them, the token rules alone, and the imports in fresh interpreters. Then the JWKS
-fetch counts. Every round takes each measurement once, in alternating order, and the tables
-report medians over rounds: the drift of a noisy machine falls on all measurements alike. Each
-measurement reads two clocks: wall (results.json) and the process's CPU time (what Workers
-bills, and steadier when other work shares the machine).
+stage makes them, the token rules alone, and the imports in fresh interpreters. Beside those,
+the route table's cost (TableShare): a cached GET /orgs/{org_id}/reports through the
+template's table and through one of 50 routes. Then the JWKS fetch counts. Every round takes
+each measurement once, in alternating order, and the tables report medians over rounds: the
+drift of a noisy machine falls on all measurements alike. Each measurement reads two clocks:
+wall (results.json) and the process's CPU time (what Workers bills, and steadier when other
+work shares the machine).
 
 Prints the tables and the targets; writes bench/results.json (generated, not tracked).
 """
@@ -40,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.types import Options
 
 from app import ROUTES
-from authpi_worker import Isolate, Reply, Request, dispatch
+from authpi_worker import Claims, Isolate, Reply, Request, Route, Routes, dispatch, json_reply
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.jwks import COOLDOWN, Edge, Fetched
 from authpi_worker.keys import parse_jwk, thumbprint
@@ -115,6 +117,10 @@ NODE_FIELDS = ("webcrypto_verify_us", "node_sync_verify_us")
 FIELDS = RESULT_FIELDS + NODE_FIELDS
 
 PYODIDE = "pyodide"  # the Pyodide rows' key in Samples and Medians, beside the algorithms
+TABLES = "routes"  # the route-table rows' key, likewise
+TABLE_FIELDS = ("routes_template_us", "routes_50_us")
+TABLE_ROUTES = 50  # the larger table: the template's routes and more, half with parameters
+MAX_TABLE_OVER_TEMPLATE = 1.05  # matching must not grow noticeably with the number of routes
 
 # Token size (issue 15): AuthPI's tokens carry every membership of the person. GET /me, ES256,
 # fresh and cached, for a person's token without memberships, with 100, and at the size cap.
@@ -223,6 +229,62 @@ def jwks_document(cases: dict[str, Case]) -> bytes:
 
 ENV = {ISSUER_VAR: ISSUER, AUDIENCE_VAR: AUDIENCE}  # the Worker's vars
 URL = f"https://authpi-worker.example{PATH}"  # the request URL the Worker sees
+
+
+def _other(request: Request, claims: Claims) -> Reply:
+    return json_reply({"ok": True})
+
+
+def big_table(size: int = TABLE_ROUTES) -> Routes:
+    """The template's routes and more, up to size, half of them (in all) with parameters, some
+    beside the template's own /orgs/{org_id}/... (the trie's busiest node)."""
+    routes = list(ROUTES.routes)
+    with_params = sum(bool(route.params) for route in routes)
+    index = 0
+    while len(routes) < size:
+        if with_params < size // 2:
+            template = (
+                f"/orgs/{{org_id}}/things{index}" if index % 2 else f"/v1/items{index}/{{item_id}}"
+            )
+            routes.append(
+                Route(template, _other, org=("org_id", "things:read"))
+                if "org_id" in template
+                else Route(template, _other)
+            )
+            with_params += 1
+        else:
+            routes.append(Route(f"/v1/static{index}", _other))
+        index += 1
+    return Routes(*routes)
+
+
+class TableShare:
+    """The route-table share of a round: one cached person's request, GET /orgs/{org}/reports,
+    through the template's table and through the larger one, on one isolate."""
+
+    def __init__(self, isolate: Isolate, person: str, batch: int) -> None:
+        self.isolate, self.batch = isolate, batch
+        self.authorization = f"Bearer {person}"
+        self.url = f"https://authpi-worker.example{bench_pyodide.ORG_PATH}"
+        self.tables = {"routes_template_us": ROUTES, "routes_50_us": big_table()}
+
+    async def measure(self, field: str) -> Timing:
+        routes = self.tables[field]
+        await self._requests(routes, 1)  # verified and cached, if not yet
+        with no_gc():
+            return await self._requests(routes, self.batch)
+
+    async def _requests(self, routes: Routes, count: int) -> Timing:
+        refused = 0
+        watch = Stopwatch()
+        for _ in range(count):
+            request = Request("GET", self.url, self.authorization)
+            reply = await dispatch(routes, request, self.isolate, ENV.get)
+            refused += reply.status != 200
+        timing = watch.per(count)
+        if refused:
+            raise BenchError(f"{refused} of {count} org requests were refused")
+        return timing
 
 
 async def handle(isolate: Isolate, authorization: str, url: str = URL) -> Reply:
@@ -510,6 +572,7 @@ async def run_rounds(
     isolate: Isolate,
     jose: NodeChild,
     pyodide: PyodideBench,
+    tables: TableShare,
     rounds: int,
     batch: int,
 ) -> Samples:
@@ -519,8 +582,9 @@ async def run_rounds(
     samples: Samples = {alg: {field: [] for field in FIELDS} for alg in ALGS}
     samples[PYODIDE] = {field: [] for field in bench_pyodide.FIELDS}
     samples[SIZES] = {field: [] for field in SIZE_FIELDS}
+    samples[TABLES] = {field: [] for field in TABLE_FIELDS}
     counts = size_counts(cases[SIZE_ALG])
-    shares = (*ALGS, PYODIDE, SIZES)
+    shares = (*ALGS, PYODIDE, SIZES, TABLES)
     for number in range(rounds):
         shift = number % len(shares)
         for name in shares[shift:] + shares[:shift]:
@@ -528,6 +592,10 @@ async def run_rounds(
                 sizes = SizeRound(cases[SIZE_ALG], isolate, batch, counts)
                 for field in SIZE_FIELDS if number % 2 == 0 else SIZE_FIELDS[::-1]:
                     samples[SIZES][field].append(await sizes.measure(field))
+                continue
+            if name == TABLES:
+                for field in TABLE_FIELDS if number % 2 == 0 else TABLE_FIELDS[::-1]:
+                    samples[TABLES][field].append(await tables.measure(field))
                 continue
             if name == PYODIDE:
                 fields = bench_pyodide.round_fields(number)
@@ -609,6 +677,7 @@ def results_document(
         "dpop_hostile_proof": hostile["wall"],
         "pyodide": bench_pyodide.results(medians[PYODIDE]),
         "token_size": {"alg": SIZE_ALG, "path": "/me", **sizes, **medians[SIZES]},
+        "routes": medians[TABLES],
         "jwks_fetches": {"sequential_10000": sequential, "unknown_kid_flood_1000": flood},
         "env": {
             "python": platform.python_version(),
@@ -674,6 +743,15 @@ def targets(wall: Medians, cpu: Medians, sequential: int, flood: int) -> list[st
         )
     ]
     rows += bench_pyodide.targets(wall[PYODIDE], cpu[PYODIDE])
+    rows.append(
+        (
+            f"{TABLE_ROUTES} routes / template's, cached org GET",
+            f"≤ {MAX_TABLE_OVER_TEMPLATE}",
+            lambda ratio: ratio <= MAX_TABLE_OVER_TEMPLATE,
+            wall[TABLES]["routes_50_us"] / wall[TABLES]["routes_template_us"],
+            cpu[TABLES]["routes_50_us"] / cpu[TABLES]["routes_template_us"],
+        )
+    )
     lines = [f"{'targets':44}{'wall':>8}{'cpu':>8}   {'target':8} wall cpu"]
     for name, bound, ok, on_wall, on_cpu in rows:
         lines.append(
@@ -742,6 +820,16 @@ def report(
         "",
         *bench_pyodide.table(wall[PYODIDE], cpu[PYODIDE], results["env"], rounds),
         "",
+        f"the route table, a cached GET {bench_pyodide.ORG_PATH} (a person, "
+        f"{bench_pyodide.MEMBERSHIPS} orgs), {CACHED_BATCH} requests, wall / CPU:",
+        *(
+            f"  {title:42}{wall[TABLES][key]:9.1f} /{cpu[TABLES][key]:9.1f} µs"
+            for title, key in (
+                (f"the template's table ({len(ROUTES.routes)} routes)", "routes_template_us"),
+                (f"{TABLE_ROUTES} routes, half with parameters", "routes_50_us"),
+            )
+        ),
+        "",
         *targets(wall, cpu, fetches["sequential_10000"], fetches["unknown_kid_flood_1000"]),
         "",
         *hostile_lines(hostile),
@@ -799,6 +887,8 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
     isolate = Isolate(issuer)
     for case in cases.values():  # fills the key cache: the single fetch of the timed run
         await time_requests(isolate, [f"Bearer {case.mint(1)[0]}"])
+    exp = int(time.time()) + TOKEN_LIFETIME
+    person = mint(cases["ES256"].key, ISSUER, AUDIENCE, exp=exp, **bench_pyodide.person_claims())
     try:
         node_argv = host.node_command(node)
     except NoNode as missing:
@@ -814,10 +904,11 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
                 file=sys.stderr,
             )
             tokens = cases["ES256"].mint(1 + bench_pyodide.FRESH_TOKENS)
-            pyodide = PyodideBench(node_argv, ISSUER, tokens, Path(scratch))
+            pyodide = PyodideBench(node_argv, ISSUER, tokens, person, Path(scratch))
             await pyodide.check(Isolate(MemoryIssuer(jwks_document(cases))))  # its own vars
             print(f"pyodide {pyodide.ready['pyodide']} ready", file=sys.stderr)
-            samples = await run_rounds(cases, isolate, jose, pyodide, rounds, batch)
+            tables = TableShare(isolate, person, CACHED_BATCH)
+            samples = await run_rounds(cases, isolate, jose, pyodide, tables, rounds, batch)
             node_info, pyodide_info = jose.ask("INFO"), pyodide.info()
         finally:
             jose.close()

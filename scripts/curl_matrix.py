@@ -13,7 +13,13 @@ or are minted through scripts/get-token when client credentials are given instea
   CLIENT_ID_NO_SCOPE, CLIENT_SECRET_NO_SCOPE [, SCOPE_NO_SCOPE]    for TOKEN_NO_SCOPE
     (without SCOPE_NO_SCOPE, the second client gets its default scopes)
 
-Beside the quickstart's rows, it fetches the RFC 9728 metadata. Two groups are opt-in, for
+Beside the quickstart's rows, it fetches the RFC 9728 metadata, then asks
+/orgs/{org_id}/reports as a person and as an agent (AuthPI's organizations) with:
+  PERSON_TOKEN     a person's token (usr_…), a member of ORG_ID with reports:read and
+                   reports:write: it comes from a login at AuthPI (make demo mints one locally)
+  AGENT_TOKEN      an agent's token (agt_…), a member of ORG_ID with reports:read
+  ORG_ID           the organization; OTHER_ORG_ID (optional) one the person is not a member of
+Without them those rows are skipped, and do not fail the run. Two groups are opt-in, for
 what the Worker is configured to do:
   --origin ORIGIN   a CORS preflight from ORIGIN, which CORS_ALLOWED_ORIGINS must allow
   --dpop KEYFILE    DPoP (RFC 9449): DPOP_TOKEN bound to the key in KEYFILE, or one minted
@@ -37,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app import REPORTS_SCOPE
+from app import READ_PERMISSION, REPORTS_SCOPE, WRITE_PERMISSION
+from authpi_worker.authorization import caller_kind, has_permission
 from authpi_worker.testing.dpop import proof
 from authpi_worker.testing.keys import SigningKey
 from authpi_worker.testing.tokens import edit_signature, payload_of, with_payload
@@ -46,6 +53,9 @@ from scripts.keyfiles import load_or_make_key
 from tests.support.challenges import Challenge, parse_challenges
 
 UNKNOWN_PATH = "/no-such-route"
+OTHER_ORG = "org_curl_matrix_other"  # OTHER_ORG_ID's default: an org no token is a member of
+REPORT = b'{"title":"curl-matrix"}'  # the report the person's POST creates
+JSON_BODY = {"Content-Type": "application/json"}
 METADATA_PATH = "/.well-known/oauth-protected-resource"  # RFC 9728 §3
 CURL_TIMEOUT = 20  # seconds per request: a cold workers.dev isolate fetches the JWKS first
 GOT_WIDTH = 60  # the "got" column is cut to this many characters
@@ -77,6 +87,8 @@ class Row:
     method: str = "GET"
     # Other request headers; a callable is called just before the request (a fresh proof).
     headers: Mapping[str, str | Callable[[], str]] = field(default_factory=dict)
+    data: bytes | None = None  # the request body
+    optional: bool = False  # skipped, it does not fail the run (its tokens may not exist)
 
     @property
     def request(self) -> str:
@@ -99,9 +111,10 @@ def curl(
     *,
     method: str = "GET",
     headers: Mapping[str, str] | None = None,
+    data: bytes | None = None,
 ) -> Response:
     """One request with the curl binary. The URL and the headers go through curl's config on
-    stdin, so no token or proof shows in the process list."""
+    stdin, so no token or proof shows in the process list; a body goes in a file."""
     config = [f"url = {_quoted(base_url.rstrip('/') + path)}", f"request = {_quoted(method)}"]
     fields = dict(headers or {})
     if token is not None:
@@ -109,6 +122,9 @@ def curl(
     config.extend(f"header = {_quoted(f'{name}: {value}')}" for name, value in fields.items())
     with tempfile.TemporaryDirectory(prefix="curl-matrix-") as tmp:
         headers_file, body_file = Path(tmp, "headers"), Path(tmp, "body")
+        if data is not None:
+            Path(tmp, "data").write_bytes(data)
+            config.append(f"data-binary = {_quoted('@' + str(Path(tmp, 'data')))}")
         command = [
             "curl",
             "--silent",
@@ -230,6 +246,64 @@ def rows(token: str | None, token_no_scope: str | None, skip_token: str, skip_no
     ]
 
 
+def org_rows(
+    person: str | None, agent: str | None, org: str | None, other: str = OTHER_ORG
+) -> list[Row]:
+    """/orgs/{org_id}/reports as AuthPI's callers: a person and an agent read, only the person
+    writes, another organization's reports are refused, and a bad body is a 400. Optional:
+    a deployment checked with M2M credentials alone has no person or agent token."""
+    path, elsewhere = f"/orgs/{org}/reports", f"/orgs/{other}/reports"
+
+    def missing(token: str | None, name: str) -> str:
+        absent = [what for what, value in ((name, token), ("ORG_ID", org)) if not value]
+        return f"no {' or '.join(absent)}" if absent else ""
+
+    skip_person, skip_agent = missing(person, "PERSON_TOKEN"), missing(agent, "AGENT_TOKEN")
+
+    def listed(r: Response) -> bool:
+        return r.status == 200 and r.json().get("org") == org
+
+    def created(r: Response) -> bool:
+        body = r.json()
+        return r.status == 201 and body.get("org") == org and body.get("title") == "curl-matrix"
+
+    def refused(r: Response) -> bool:
+        return r.status == 403 and r.json().get("error") == "insufficient_scope"
+
+    def invalid(r: Response) -> bool:
+        return r.status == 400 and r.json().get("error") == "invalid_request"
+
+    def row(
+        path: str,
+        who: str,
+        expected: str,
+        token: str | None,
+        check: Callable[[Response], bool],
+        skip: str,
+        data: bytes | None = None,
+    ) -> Row:
+        method, headers = ("POST", JSON_BODY) if data is not None else ("GET", {})
+        return Row(path, who, expected, token, check, skip, method, headers, data, optional=True)
+
+    forbidden = "403 insufficient_scope"
+    return [
+        row(path, "person, member: reports:read", "200", person, listed, skip_person),
+        row(path, "agent, member: reports:read", "200", agent, listed, skip_agent),
+        row(elsewhere, "person, not a member of it", forbidden, person, refused, skip_person),
+        row(path, "agent: may read, not write", forbidden, agent, refused, skip_agent, REPORT),
+        row(path, "person, member: reports:write", "201", person, created, skip_person, REPORT),
+        row(
+            path,
+            "person, a body not JSON",
+            "400 invalid_request",
+            person,
+            invalid,
+            skip_person,
+            b"not json",
+        ),
+    ]
+
+
 def preflight_rows(origin: str) -> list[Row]:
     """A browser app's CORS preflight from an origin the Worker allows: answered before any
     authentication, and allowing exactly that origin (or any)."""
@@ -332,6 +406,9 @@ def describe(response: Response, path: str) -> str:
         parts.append(f"sub={body.get('sub')} scope={body.get('scope', '-')}")
     elif response.status == 200 and path == METADATA_PATH:
         parts.append(f"resource={body.get('resource')}")
+    elif response.status in (200, 201) and "org" in body:
+        by = body.get("requested_by", body.get("created_by"))
+        parts.append(f"org={body.get('org')} by={by}")
     elif response.status == 204:
         parts.append(f"Allow-Origin: {response.headers.get('access-control-allow-origin')}")
     elif errors:
@@ -357,7 +434,15 @@ def run(base_url: str, table: list[Row], timeout: int = CURL_TIMEOUT) -> list[Re
             results.append(Result(row, None, "SKIP", row.skip))
             continue
         headers = {k: v() if callable(v) else v for k, v in row.headers.items()}
-        response = curl(base_url, row.path, row.token, timeout, method=row.method, headers=headers)
+        response = curl(
+            base_url,
+            row.path,
+            row.token,
+            timeout,
+            method=row.method,
+            headers=headers,
+            data=row.data,
+        )
         outcome = "PASS" if row.check(response) else "FAIL"
         results.append(Result(row, response, outcome, describe(response, row.path)))
     return results
@@ -459,6 +544,34 @@ def _scope_warnings(token: str | None, token_no_scope: str | None) -> list[str]:
     return warnings
 
 
+def _org_warnings(person: str | None, agent: str | None, org: str | None, other: str) -> list[str]:
+    """Person and agent tokens that cannot make their rows pass, read (unverified) ahead."""
+    if not org:
+        return []
+    warnings = []
+    wanted = (
+        ("PERSON_TOKEN", person, "person", (READ_PERMISSION, WRITE_PERMISSION)),
+        ("AGENT_TOKEN", agent, "agent", (READ_PERMISSION,)),
+    )
+    for name, token, kind, permissions in wanted:
+        if token is None:
+            continue
+        try:
+            claims = payload_of(token)
+        except (ValueError, IndexError):
+            warnings.append(f"{name} is not a JWT")
+            continue
+        if caller_kind(claims) != kind:
+            article = "an" if kind == "agent" else "a"
+            warnings.append(f"{name} is not {article} {kind}'s token (sub {claims.get('sub')!r})")
+        lacking = [p for p in permissions if not has_permission(claims, org, p)]
+        if lacking:
+            warnings.append(f"{name}'s membership in {org} does not grant {' '.join(lacking)}")
+        if name == "PERSON_TOKEN" and has_permission(claims, other, READ_PERMISSION):
+            warnings.append(f"PERSON_TOKEN may read {other}'s reports: set OTHER_ORG_ID")
+    return warnings
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/curl-matrix",
@@ -488,6 +601,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     skip_token = "" if token else "no TOKEN"
     skip_no = "" if token_no_scope else "no TOKEN_NO_SCOPE"
     table = rows(token, token_no_scope, skip_token, skip_no)
+    person, agent = environ.get("PERSON_TOKEN") or None, environ.get("AGENT_TOKEN") or None
+    org, other = environ.get("ORG_ID") or None, environ.get("OTHER_ORG_ID") or OTHER_ORG
+    table += org_rows(person, agent, org, other)
+    notes += [
+        f"{name} from the environment"
+        for name in ("PERSON_TOKEN", "AGENT_TOKEN")
+        if environ.get(name)
+    ]
     if args.origin:
         table += preflight_rows(args.origin)
     if args.dpop is not None:
@@ -499,7 +620,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         table += dpop_rows(base_url, dpop_token, key, "" if dpop_token else "no DPOP_TOKEN")
 
     print(f"curl-matrix against {base_url}" + (f" ({'; '.join(notes)})" if notes else ""))
-    for warning in _scope_warnings(token, token_no_scope):
+    for warning in _scope_warnings(token, token_no_scope) + _org_warnings(
+        person, agent, org, other
+    ):
         print(f"warning: {warning}")
     results = run(base_url, table, args.timeout)
     print(render(results, use_colour(sys.stdout, environ)))
@@ -508,16 +631,24 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
             if result.response is not None:
                 headers = "".join(f"\n    {k}: {v}" for k, v in result.response.headers.items())
                 print(f"\n[{i}] {result.row.request}{headers}\n    {result.response.body}")
-    passed = sum(r.outcome == "PASS" for r in results)
-    failed = sum(r.outcome == "FAIL" for r in results)
-    skipped = sum(r.outcome == "SKIP" for r in results)
-    summary = f"{passed}/{len(results)} passed"
+    # Optional rows skipped (no person or agent token) are left out of the count.
+    counted = [r for r in results if not (r.outcome == "SKIP" and r.row.optional)]
+    passed = sum(r.outcome == "PASS" for r in counted)
+    failed = sum(r.outcome == "FAIL" for r in counted)
+    skipped = sum(r.outcome == "SKIP" for r in counted)
+    summary = f"{passed}/{len(counted)} passed"
     summary += f", {failed} failed" if failed else ""
     summary += f", {skipped} skipped" if skipped else ""
     print(summary)
     if skipped:
         print("Set the tokens, or client credentials: scripts/curl-matrix --help")
-    return 0 if passed == len(results) else 1
+    if len(counted) < len(results):
+        print(
+            f"{len(results) - len(counted)} organization rows skipped: they need PERSON_TOKEN "
+            "(a person's token comes from a login at AuthPI), AGENT_TOKEN and ORG_ID "
+            "(scripts/curl-matrix --help)"
+        )
+    return 0 if passed == len(counted) else 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """`make demo` and `make dev`: the local loop with real processes.
 
 `make demo` starts the fake issuer (scripts/issuer) and the Worker (scripts/serve, allowing
-CORS from DEMO_ORIGIN) on free ports, mints two tokens and a DPoP-bound one with
-scripts/get-token, runs scripts/curl-matrix against the Worker (with its preflight and DPoP
-rows), stops both servers and exits with the matrix's status.
+CORS from DEMO_ORIGIN) on free ports, mints with scripts/get-token two clients' tokens, a
+DPoP-bound one, a person's (a member of DEMO_ORG with reports:read and reports:write) and an
+agent's, runs scripts/curl-matrix against the Worker (with its organization, preflight and
+DPoP rows), stops both servers and exits with the matrix's status.
 
 `make dev` (--dev) starts the same two servers in the foreground (8787 and 9400 by default),
 prints ready-to-paste `export TOKEN=...` lines and curl commands, and streams both logs until
@@ -34,7 +35,7 @@ from types import FrameType
 from authpi_worker.testing.tokens import AUDIENCE
 from scripts.local_issuer import DEFAULT_PORT as ISSUER_PORT
 from scripts.local_issuer import KEYS_DIR
-from tests.support.issuer import TOKEN_LIFETIME, default_clients
+from tests.support.issuer import DEMO_ORG, OTHER_ORG, TOKEN_LIFETIME, default_clients
 
 PROJECT = Path(__file__).resolve().parent.parent
 SCRIPTS = PROJECT / "scripts"
@@ -42,7 +43,9 @@ READY = re.compile(rb" on (https?://\S+)")  # the first line of scripts/issuer a
 READY_TIMEOUT = 120.0  # seconds; a fresh clone's scripts/serve may install .venv first
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 40  # lines of each server's output kept to explain a failure
-SCOPED, UNSCOPED = "demo-reports", "demo-basic"  # tests.support.issuer.default_clients()
+SCOPED, UNSCOPED = "c_demo_reports", "c_demo_basic"  # tests.support.issuer.default_clients()
+AGENT = "agt_demo_reader"  # the default agent: a member of DEMO_ORG
+PERSON_ORG = f"{DEMO_ORG}=reports:read,reports:write"  # the person's membership, for --org
 # The Worker's variables (as authpi_worker.config names them).
 ISSUER_VAR, AUDIENCE_VAR, CORS_VAR = "AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE", "CORS_ALLOWED_ORIGINS"
 # The demo's Worker takes these at their defaults, not from a developer's .dev.vars.
@@ -164,19 +167,28 @@ class Service:
         return "\n".join(f"  {line}" for line in self.output)
 
 
-def get_token(issuer: str, client_id: str, scope: str | None, dpop: Path | None = None) -> str:
+def get_token(
+    issuer: str,
+    client_id: str | None,
+    scope: str | None,
+    dpop: Path | None = None,
+    flags: Sequence[str] = (),
+) -> str:
     """A token through scripts/get-token, exactly as a user would mint one; with dpop, a
-    token bound to the key in that file."""
-    client = default_clients()[client_id]
-    env = {**os.environ, ISSUER_VAR: issuer, "CLIENT_ID": client_id, "CLIENT_SECRET": client.secret}
-    env.pop("SCOPE", None)
-    argv = [str(SCRIPTS / "get-token"), *(["--scope", scope] if scope else [])]
+    token bound to the key in that file; flags such as --agent, or --person (no client)."""
+    env = {**os.environ, ISSUER_VAR: issuer}
+    for name in ("SCOPE", "CLIENT_ID", "CLIENT_SECRET"):
+        env.pop(name, None)
+    if client_id is not None:
+        env |= {"CLIENT_ID": client_id, "CLIENT_SECRET": default_clients()[client_id].secret}
+    argv = [str(SCRIPTS / "get-token"), *(["--scope", scope] if scope else []), *flags]
     argv += ["--dpop", str(dpop)] if dpop is not None else []
     done = subprocess.run(  # noqa: S603
         argv, env=env, capture_output=True, text=True, timeout=60, check=False
     )
     if done.returncode != 0:
-        raise DemoError(f"scripts/get-token for {client_id} failed: {done.stderr.strip()}")
+        who = client_id or " ".join(flags)
+        raise DemoError(f"scripts/get-token for {who} failed: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
@@ -239,11 +251,14 @@ def run(args: argparse.Namespace) -> int:
         token = get_token(issuer_url, SCOPED, "read:reports")
         token_no_scope = get_token(issuer_url, UNSCOPED, None)
         dpop_token = get_token(issuer_url, SCOPED, "read:reports", args.dpop_key)
+        person = get_token(issuer_url, None, None, flags=("--person", "--org", PERSON_ORG))
+        agent = get_token(issuer_url, AGENT, None, flags=("--agent",))
         _say(f"tokens              {SCOPED} (read:reports), {UNSCOPED} (without): get-token")
         _say(f"DPoP                {SCOPED}'s token bound to {args.dpop_key}: get-token --dpop")
+        _say(f"person, agent       usr_demo and {AGENT} in {DEMO_ORG}: get-token --person, --agent")
 
         if args.dev:
-            print_dev_help(issuer_url, base_url, token, token_no_scope, args)
+            print_dev_help(issuer_url, base_url, token, token_no_scope, person, agent, args)
             while all(s.running for s in services):
                 time.sleep(0.2)
             stopped = next(s for s in services if not s.running)
@@ -255,6 +270,10 @@ def run(args: argparse.Namespace) -> int:
             "TOKEN": token,
             "TOKEN_NO_SCOPE": token_no_scope,
             "DPOP_TOKEN": dpop_token,
+            "PERSON_TOKEN": person,
+            "AGENT_TOKEN": agent,
+            "ORG_ID": DEMO_ORG,
+            "OTHER_ORG_ID": OTHER_ORG,
         }
         matrix = [str(SCRIPTS / "curl-matrix"), base_url, "--origin", DEMO_ORIGIN]
         matrix += ["--dpop", str(args.dpop_key)]
@@ -280,7 +299,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_dev_help(
-    issuer_url: str, base_url: str, token: str, token_no_scope: str, args: argparse.Namespace
+    issuer_url: str,
+    base_url: str,
+    token: str,
+    token_no_scope: str,
+    person: str,
+    agent: str,
+    args: argparse.Namespace,
 ) -> None:
     clients = default_clients()
     keys_flag = "" if args.keys == KEYS_DIR else f" --keys {shlex.quote(str(args.keys))}"
@@ -296,6 +321,17 @@ def print_dev_help(
         f"scripts/get-token --issuer {issuer_url}"
     )
     bearer = '-H "Authorization: Bearer $TOKEN"'
+    mint_person = f"scripts/get-token --issuer {issuer_url} --person --org {PERSON_ORG}"
+    mint_agent = (
+        f"CLIENT_ID={AGENT} CLIENT_SECRET={clients[AGENT].secret} "
+        f"scripts/get-token --issuer {issuer_url} --agent"
+    )
+    orgs = f"{base_url}/orgs/$ORG_ID/reports"
+    as_person, as_agent = (
+        '-H "Authorization: Bearer $PERSON_TOKEN"',
+        '-H "Authorization: Bearer $AGENT_TOKEN"',
+    )
+    report = """-H 'Content-Type: application/json' -d '{"title":"Q3"}'"""
     _say(
         f"""
 Paste into another shell (from the project directory):
@@ -303,6 +339,9 @@ Paste into another shell (from the project directory):
 export AUTHPI_ISSUER_URL={issuer_url}
 export TOKEN={token}
 export TOKEN_NO_SCOPE={token_no_scope}
+export PERSON_TOKEN={person}
+export AGENT_TOKEN={agent}
+export ORG_ID={DEMO_ORG} OTHER_ORG_ID={OTHER_ORG}
 
 curl -i {base_url}/
 curl -i {base_url}/me
@@ -310,6 +349,11 @@ curl -i {base_url}/me {bearer}
 curl -i {base_url}/reports {bearer}
 curl -i {base_url}/reports -H "Authorization: Bearer $TOKEN_NO_SCOPE"
 curl -i {base_url}/.well-known/oauth-protected-resource
+curl -i {orgs} {as_person}
+curl -i {orgs} {as_agent}
+curl -i {base_url}/orgs/$OTHER_ORG_ID/reports {as_person}
+curl -i -X POST {orgs} {as_agent} {report}
+curl -i -X POST {orgs} {as_person} {report}
 curl -i -X OPTIONS {base_url}/me -H "Origin: {DEMO_ORIGIN}" -H "Access-Control-Request-Method: GET"
 scripts/curl-matrix {base_url} --origin {DEMO_ORIGIN}
 
@@ -320,6 +364,8 @@ export DPOP_TOKEN=$({mint} --dpop {key})
 Tokens last {TOKEN_LIFETIME} s; fresh ones:
 export TOKEN=$({mint})
 export TOKEN_NO_SCOPE=$({mint_no_scope})
+export PERSON_TOKEN=$({mint_person})
+export AGENT_TOKEN=$({mint_agent})
 
 Rotate the signing key: scripts/issuer rotate{keys_flag}
 Ctrl-C stops both servers.

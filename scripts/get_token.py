@@ -6,6 +6,13 @@ Inputs, flag or environment: --issuer / AUTHPI_ISSUER_URL, --client-id / CLIENT_
 --client-secret / CLIENT_SECRET (prefer the environment: flags show in `ps`), --scope / SCOPE.
 The token endpoint is {issuer}/token unless --token-url / AUTHPI_TOKEN_URL says otherwise.
 
+Who calls (AuthPI's caller kinds): --client (the default kind: an M2M client, c_…) and --agent
+(an agent, agt_…: a client_credentials client of its own, with memberships) use the client's
+credentials. --person [usr_…] asks the local fake issuer for a person's token: at AuthPI a
+person's token comes from a login in a browser, never from this script. --org ORG=PERM,PERM
+(repeatable) asks the local fake issuer for these memberships (a person's, or an agent's
+instead of its own); at AuthPI, memberships are managed in the console, not asked for.
+
 --dpop KEYFILE asks for a DPoP-bound token (RFC 9449): the request carries a proof of the key
 in KEYFILE (a PEM private key, made as ES256 if it does not exist), and the issuer must answer
 token_type DPoP. Use the token with scripts/dpop-proof and the same KEYFILE.
@@ -29,8 +36,20 @@ from urllib.parse import urlencode, urlsplit
 from authpi_worker.testing.dpop import proof
 from authpi_worker.testing.keys import SigningKey
 from scripts.keyfiles import load_or_make_key
+from tests.support.issuer import AGENT_PREFIX, CLIENT_PREFIX, PERSON_GRANT, PERSON_PREFIX
 
 TIMEOUT = 15.0  # seconds for the whole token request
+LOGIN_FLOW = (
+    "a person's access token comes from a login: the person signs in at AuthPI in a browser "
+    "(authorization code with PKCE) through your app, which receives the token. get-token "
+    "--person mints one only from the local fake issuer (scripts/issuer), which stands in for "
+    "that login"
+)
+MEMBERSHIPS_AT_THE_ISSUER = (
+    "AuthPI puts a person's or an agent's active memberships in its token: they are managed "
+    "in the AuthPI console (or its API), not asked for in a token request. --org asks only the "
+    "local fake issuer (scripts/issuer)"
+)
 
 # What each RFC 6749 §5.2 error means for the person running this script.
 EXPLANATIONS = {
@@ -76,8 +95,8 @@ def token_endpoint(issuer: str) -> str:
 
 def request_token(
     issuer: str,
-    client_id: str,
-    client_secret: str,
+    client_id: str | None,
+    client_secret: str | None,
     scope: str | None = None,
     *,
     token_url: str | None = None,
@@ -85,20 +104,22 @@ def request_token(
     timeout: float = TIMEOUT,
     dpop_key: SigningKey | None = None,
 ) -> str:
-    """The access token, or TokenError. The client authenticates with HTTP Basic; with
-    dpop_key, the token is bound to that key (RFC 9449 §5)."""
+    """The access token, or TokenError. The client authenticates with HTTP Basic (none
+    without a client_id: the local person grant); params add to the form, or replace its
+    grant_type; with dpop_key, the token is bound to that key (RFC 9449 §5)."""
     url = token_url or token_endpoint(issuer)
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise TokenError(f"the token endpoint {url!r} is not an http(s) URL")
     form = {"grant_type": "client_credentials", **(params or {})}
     if scope:
         form["scope"] = scope
-    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
     headers = {
-        "authorization": f"Basic {basic}",
         "content-type": "application/x-www-form-urlencoded",
         "accept": "application/json",
     }
+    if client_id is not None:
+        basic = base64.b64encode(f"{client_id}:{client_secret or ''}".encode()).decode("ascii")
+        headers["authorization"] = f"Basic {basic}"
     if dpop_key is not None:
         headers["dpop"] = proof(dpop_key, "POST", url)
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
@@ -134,6 +155,68 @@ def request_token(
             f"{'DPoP' if dpop_key is not None else 'Bearer'}{hint}"
         )
     return token
+
+
+def request_person_token(
+    issuer: str,
+    sub: str | None = None,
+    organizations: Sequence[Mapping[str, Any]] | None = None,
+    scope: str | None = None,
+    *,
+    token_url: str | None = None,
+    timeout: float = TIMEOUT,
+    dpop_key: SigningKey | None = None,
+) -> str:
+    """A person's token from the local fake issuer's stand-in for a login (PERSON_GRANT); a
+    TokenError explaining the login flow from any other issuer."""
+    url = token_url or token_endpoint(issuer)
+    if not is_local(url):
+        raise TokenError(f"{url} is not the local fake issuer: {LOGIN_FLOW}")
+    params = {"grant_type": PERSON_GRANT}
+    if sub:
+        params["sub"] = sub
+    if organizations is not None:
+        params["organizations"] = json.dumps(list(organizations))
+    try:
+        return request_token(
+            issuer,
+            None,
+            None,
+            scope,
+            token_url=token_url,
+            params=params,
+            timeout=timeout,
+            dpop_key=dpop_key,
+        )
+    except TokenError as error:
+        if error.code == "unsupported_grant_type":
+            raise TokenError(
+                f"this issuer mints no person tokens: {LOGIN_FLOW}", error.code
+            ) from None
+        raise
+
+
+def memberships(values: Sequence[str]) -> list[dict[str, Any]]:
+    """--org ORG=PERM,PERM values as AuthPI's organizations entries; ValueError if malformed."""
+    found: list[dict[str, Any]] = []
+    for value in values:
+        org_id, sep, scopes = value.partition("=")
+        granted = [scope for scope in scopes.split(",") if scope]
+        if not sep or not org_id or not granted:
+            raise ValueError(f"--org {value!r}: expected ORG_ID=PERMISSION[,PERMISSION...]")
+        found.append({"id": org_id, "scopes": granted})
+    return found
+
+
+def is_local(url: str) -> bool:
+    """True for a URL on this machine (loopback): the local fake issuer, never AuthPI."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
@@ -201,23 +284,73 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         metavar="KEYFILE",
         help="a DPoP-bound token, proven with the key in KEYFILE (made if it does not exist)",
     )
+    kinds = parser.add_mutually_exclusive_group()
+    kinds.add_argument(
+        "--person",
+        nargs="?",
+        const="",
+        metavar="usr_ID",
+        help="a person's token, from the local fake issuer only (default person: usr_demo)",
+    )
+    kinds.add_argument("--agent", action="store_true", help="CLIENT_ID is an agent (agt_…)")
+    kinds.add_argument("--client", action="store_true", help="CLIENT_ID is an M2M client (c_…)")
+    parser.add_argument(
+        "--org",
+        action="append",
+        default=[],
+        metavar="ORG_ID=PERM,PERM",
+        help="a membership to ask the local fake issuer for (repeatable), with --person or --agent",
+    )
     args = parser.parse_args(argv)
 
-    missing = [
-        f"{flag} (or {var})"
-        for value, flag, var in (
-            (args.issuer or args.token_url, "--issuer", "AUTHPI_ISSUER_URL"),
+    try:
+        organizations = memberships(args.org) if args.org else None
+    except ValueError as error:
+        print(f"get-token: {error}", file=sys.stderr)
+        return 2
+    if organizations is not None and args.person is None and not args.agent:
+        print(
+            "get-token: --org is for --person or --agent: an M2M client holds no memberships",
+            file=sys.stderr,
+        )
+        return 2
+    needed = [(args.issuer or args.token_url, "--issuer", "AUTHPI_ISSUER_URL")]
+    if args.person is None:  # a person's token needs no client credentials
+        needed += [
             (args.client_id, "--client-id", "CLIENT_ID"),
             (args.client_secret, "--client-secret", "CLIENT_SECRET"),
-        )
-        if not value
-    ]
+        ]
+    missing = [f"{flag} (or {var})" for value, flag, var in needed if not value]
     if missing:
         print(f"get-token: missing {', '.join(missing)}", file=sys.stderr)
         return 2
-    params = dict(p.partition("=")[::2] for p in args.param)
     url = args.token_url or token_endpoint(args.issuer)
-    if _plain_http_to_remote(url):
+    if args.person is not None:
+        if args.person and not args.person.startswith(PERSON_PREFIX):
+            print(f"get-token: a person's ID starts with {PERSON_PREFIX}", file=sys.stderr)
+            return 2
+        if not is_local(url):
+            print(f"get-token: {url} is not the local fake issuer: {LOGIN_FLOW}.", file=sys.stderr)
+            return 2
+    else:
+        for wanted, prefix, name in (
+            (args.agent, AGENT_PREFIX, "an agent"),
+            (args.client, CLIENT_PREFIX, "an M2M client"),
+        ):
+            if wanted and not args.client_id.startswith(prefix):
+                print(
+                    f"get-token: {name}'s ID starts with {prefix} (AuthPI's IDs): "
+                    f"CLIENT_ID is {args.client_id!r}",
+                    file=sys.stderr,
+                )
+                return 2
+        if organizations is not None and not is_local(url):
+            print(f"get-token: {MEMBERSHIPS_AT_THE_ISSUER}.", file=sys.stderr)
+            return 2
+    params = dict(p.partition("=")[::2] for p in args.param)
+    if organizations is not None and args.person is None:
+        params["organizations"] = json.dumps(organizations)
+    if args.person is None and _plain_http_to_remote(url):
         print(
             f"get-token: warning: sending the client secret over plain http to {url}",
             file=sys.stderr,
@@ -228,16 +361,27 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         print(f"get-token: cannot use the DPoP key {args.dpop}: {error}", file=sys.stderr)
         return 2
     try:
-        token = request_token(
-            args.issuer or "",
-            args.client_id,
-            args.client_secret,
-            args.scope,
-            token_url=args.token_url,
-            params=params,
-            timeout=args.timeout,
-            dpop_key=dpop_key,
-        )
+        if args.person is not None:
+            token = request_person_token(
+                args.issuer or "",
+                args.person or None,
+                organizations,
+                args.scope,
+                token_url=args.token_url,
+                timeout=args.timeout,
+                dpop_key=dpop_key,
+            )
+        else:
+            token = request_token(
+                args.issuer or "",
+                args.client_id,
+                args.client_secret,
+                args.scope,
+                token_url=args.token_url,
+                params=params,
+                timeout=args.timeout,
+                dpop_key=dpop_key,
+            )
     except TokenError as error:
         print(f"get-token: {error}", file=sys.stderr)
         return 1

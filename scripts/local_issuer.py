@@ -1,7 +1,8 @@
 """A fake AuthPI issuer for local use: the test suite's FakeIssuer (tests/support/issuer.py)
 with its signing keys kept on disk, so a restart keeps them and another process can rotate them.
 
-    scripts/issuer [serve] [--port 9400]   {url}/jwks.json and the client_credentials {url}/token
+    scripts/issuer [serve] [--port 9400]   {url}/jwks.json and {url}/token (client_credentials,
+                                           and the local-only person grant)
     scripts/issuer rotate [--grace 300]    publish a new signing key; the old one stays published
                                            for the grace period (tokens it signed still verify),
                                            then retires by itself
@@ -9,8 +10,12 @@ with its signing keys kept on disk, so a restart keeps them and another process 
     scripts/issuer keys                    list the keys: which signs, which retire when
 
 Keys live in .local/issuer (gitignored) unless --keys says otherwise. A running issuer notices
-a rotation at its next request. The default clients are demo-reports (allowed read:reports)
-and demo-basic (not); --clients FILE takes {"id": {"secret": "...", "scopes": ["..."]}}.
+a rotation at its next request. The default clients are c_demo_reports (allowed read:reports),
+c_demo_basic (not) and the agent agt_demo_reader (read:reports; a member of org_acme); --clients
+FILE takes {"id": {"secret": "...", "scopes": ["..."], "organizations": [...]}} (an agt_ ID is
+an agent, and only an agent holds organizations: [{"id": "org_…", "scopes": ["reports:read"]}]).
+A person's token comes from the grant urn:authpi-worker:local:person (scripts/get-token
+--person), which stands in for a login at AuthPI.
 """
 
 from __future__ import annotations
@@ -31,9 +36,16 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from authpi_worker.testing.keys import SigningKey, make_key
-from authpi_worker.testing.tokens import AUDIENCE, payload_of
+from authpi_worker.testing.tokens import AUDIENCE, organization, payload_of
 from scripts.keyfiles import load_keys, save_keys
-from tests.support.issuer import TOKEN_LIFETIME, Client, FakeIssuer, default_clients
+from tests.support.issuer import (
+    AGENT_PREFIX,
+    PERSON_GRANT,
+    TOKEN_LIFETIME,
+    Client,
+    FakeIssuer,
+    default_clients,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 KEYS_DIR = PROJECT / ".local" / "issuer"
@@ -188,11 +200,13 @@ class LocalIssuer(FakeIssuer):
         self.refresh()
         status, body = super().issue(form, authorization, dpop)
         if status == 200:
-            sub = payload_of(body["access_token"])["sub"]
+            claims = payload_of(body["access_token"])
             kind = "DPoP-bound " if body["token_type"] == "DPoP" else ""
+            orgs = [entry["id"] for entry in claims.get("organizations", [])]
+            member = f", member of {', '.join(orgs)}" if orgs else ""
             self._say(
-                f"POST token -> 200, {kind}for {sub}, scope {body['scope']!r}, "
-                f"kid {self.signer.kid}"
+                f"POST token -> 200, {kind}for {claims['sub']}, scope {body['scope']!r}"
+                f"{member}, kid {self.signer.kid}"
             )
         else:
             self._say(f"POST token -> {status} {body['error']}: {body['error_description']}")
@@ -204,14 +218,22 @@ class LocalIssuer(FakeIssuer):
 
 
 def load_clients(path: Path) -> dict[str, Client]:
-    """{"client_id": {"secret": "...", "scopes": ["read:reports"]}, ...}"""
+    """{"client_id": {"secret": "...", "scopes": ["read:reports"], "organizations": [...]}}:
+    organizations, [{"id": "org_…", "scopes": ["reports:read"]}], for an agent (agt_) only."""
     data = json.loads(path.read_text())
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected an object of clients")
-    return {
-        str(client_id): Client(str(entry["secret"]), frozenset(map(str, entry.get("scopes", []))))
-        for client_id, entry in data.items()
-    }
+    clients = {}
+    for client_id, entry in data.items():
+        memberships = tuple(
+            organization(str(org["id"]), *map(str, org.get("scopes", [])))
+            for org in entry.get("organizations", [])
+        )
+        if memberships and not str(client_id).startswith(AGENT_PREFIX):
+            raise ValueError(f"{path}: {client_id} is no agent (agt_…): it holds no organizations")
+        scopes = frozenset(map(str, entry.get("scopes", [])))
+        clients[str(client_id)] = Client(str(entry["secret"]), scopes, memberships)
+    return clients
 
 
 def describe(state: KeySet, now: float) -> list[str]:
@@ -262,10 +284,14 @@ def serve(args: argparse.Namespace) -> int:
     print(f"fake AuthPI issuer on {issuer.url}", flush=True)
     print(f"  jwks   {issuer.url}/jwks.json", flush=True)
     print(f"  token  {issuer.url}/token  (client_credentials, HTTP Basic)", flush=True)
+    print(f"  person {issuer.url}/token  (grant_type={PERSON_GRANT}: local only)", flush=True)
     print(f"  aud    {issuer.audience}", flush=True)
     for client_id, client in clients.items():
         scopes = " ".join(sorted(client.scopes)) or "-"
-        print(f"  client {client_id} / {client.secret}  allowed: {scopes}", flush=True)
+        kind = "agent " if client_id.startswith(AGENT_PREFIX) else "client"
+        orgs = "; ".join(f"{o['id']}: {' '.join(o['scopes'])}" for o in client.organizations)
+        member = f"  member of {orgs}" if orgs else ""
+        print(f"  {kind} {client_id} / {client.secret}  allowed: {scopes}{member}", flush=True)
     for line in describe(store.load(), store.clock()):
         print(f"  key    {line}  ({args.keys})", flush=True)
     try:

@@ -244,6 +244,7 @@ def make_server(worker: LocalWorker, port: int, host: str = "127.0.0.1") -> Thre
                 origin=header("origin"),
                 access_control_request_method=header("access-control-request-method"),
                 body=body,
+                content_length=header("content-length"),
             )
             status, text, headers = worker.answer(request)
             data = text.encode()

@@ -32,17 +32,20 @@ class Default(WorkerEntrypoint):
         # The JS Request itself: reading the few headers we use costs less than the SDK's
         # wrapper, which rebuilds a message from every header on each access.
         raw = request.js_object
-        headers = raw.headers
+        headers, method = raw.headers, raw.method
         reply = await dispatch(
             ROUTES,
             Request(
-                raw.method,
+                method,
                 raw.url,
                 authorization=_text(headers.get("authorization")),
                 dpop=_text(headers.get("dpop")),
                 origin=_text(headers.get("origin")),
                 access_control_request_method=_text(headers.get("access-control-request-method")),
                 body=request.bytes,  # read only by a handler that wants it
+                # Checked before the body is read. A GET's body is not expected (if read, its
+                # real length is checked): the hot path is spared one header lookup.
+                content_length=None if method in BODILESS else _text(headers.get("content-length")),
             ),
             ISOLATE,
             self.var,
@@ -73,6 +76,8 @@ def _response(reply: Reply) -> Any:
             _INITS[key] = init
     return js.Response.new(reply.body or None, init)
 
+
+BODILESS = ("GET", "HEAD")  # methods whose Content-Length is not looked up
 
 # JS ResponseInit objects by status and headers, made inside requests (never at import: the
 # deploy snapshot) and shared by later ones; plain objects, no I/O. A few dozen shapes exist.

@@ -33,6 +33,7 @@ class Clock:
 
 
 Call = Callable[..., Awaitable[Reply]]
+DECLARED = "(the payload's length)"  # call()'s default Content-Length: the body's own
 WORKER = "https://authpi-worker.example"  # the Worker's own origin in the tests' request URLs
 
 
@@ -90,13 +91,26 @@ def call(isolate: Isolate, env: dict[str, object]) -> Call:
         dpop: str | None = None,
         origin: str | None = None,
         preflight: str | None = None,
+        payload: bytes | None = None,
+        content_length: str | None = DECLARED,
     ) -> Reply:
+        """payload: the request body, its length declared unless content_length says
+        otherwise (None: no Content-Length, as a chunked body has none)."""
         header = (
             authorization
             if authorization is not None
             else (f"Bearer {token}" if token is not None else None)
         )
-        request = Request(method, WORKER + path, header, dpop, origin, preflight)
+        data = payload or b""
+
+        async def body() -> bytes:
+            return data
+
+        if content_length is DECLARED:
+            content_length = str(len(data)) if payload is not None else None
+        request = Request(
+            method, WORKER + path, header, dpop, origin, preflight, body, content_length
+        )
         return await dispatch(ROUTES, request, isolate, env.get)
 
     return call

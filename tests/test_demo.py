@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from authpi_worker.testing.tokens import payload_of
+
 PROJECT = Path(__file__).resolve().parent.parent
 URLS = re.compile(r"^(?:fake AuthPI issuer|worker)\s+(http://\S+)", re.MULTILINE)
 
@@ -28,6 +30,7 @@ def environment(marker: Path) -> dict[str, str]:
     """No stray configuration from the developer's shell; a marker every descendant inherits,
     so that a process left behind is found by its environment."""
     drop = {"AUTHPI_ISSUER_URL", "AUTHPI_AUDIENCE", "DEMO_AUDIENCE", "TOKEN", "TOKEN_NO_SCOPE"}
+    drop |= {"PERSON_TOKEN", "AGENT_TOKEN", "ORG_ID", "OTHER_ORG_ID", "CLIENT_ID", "CLIENT_SECRET"}
     kept = {k: v for k, v in os.environ.items() if k not in drop}
     return {**kept, "DEMO_TEST_MARKER": str(marker), "PYTHONPATH": str(PROJECT / "src")}
 
@@ -85,9 +88,11 @@ def test_make_demo_prints_the_whole_matrix_as_pass_and_stops_both_servers(
     done = run_demo(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = re.findall(
-        r"^(\d+)\s+(GET|OPTIONS) (\S+)\s+(.*?)\s{2}.*\s(PASS|FAIL|SKIP)$", done.stdout, re.MULTILINE
+        r"^(\d+)\s+(GET|OPTIONS|POST) (\S+)\s+(.*?)\s{2}.*\s(PASS|FAIL|SKIP)$",
+        done.stdout,
+        re.MULTILINE,
     )
-    assert [(n, outcome) for n, *_, outcome in rows] == [(str(i), "PASS") for i in range(1, 15)]
+    assert [(n, outcome) for n, *_, outcome in rows] == [(str(i), "PASS") for i in range(1, 21)]
     assert [(method, path, what) for _, method, path, what, _ in rows] == [
         ("GET", "/", "no token"),
         ("GET", "/me", "no token"),
@@ -98,13 +103,20 @@ def test_make_demo_prints_the_whole_matrix_as_pass_and_stops_both_servers(
         ("GET", "/reports", "payload edited: +read:reports, old signature"),
         ("GET", "/no-such-route", "valid token"),
         ("GET", "/.well-known/oauth-protected-resource", "no token"),
+        ("GET", "/orgs/org_acme/reports", "person, member: reports:read"),
+        ("GET", "/orgs/org_acme/reports", "agent, member: reports:read"),
+        ("GET", "/orgs/org_globex/reports", "person, not a member of it"),
+        ("POST", "/orgs/org_acme/reports", "agent: may read, not write"),
+        ("POST", "/orgs/org_acme/reports", "person, member: reports:write"),
+        ("POST", "/orgs/org_acme/reports", "person, a body not JSON"),
         ("OPTIONS", "/me", "preflight from http://localhost:5173"),
         ("GET", "/me", "DPoP token, fresh proof"),
         ("GET", "/me", "the DPoP token as Bearer"),
         ("GET", "/me", "DPoP token, replayed proof"),
         ("GET", "/me", "DPoP token, proof for /reports"),
     ]
-    assert "14/14 passed" in done.stdout
+    assert "20/20 passed" in done.stdout
+    assert "201 org=org_acme by=usr_demo" in done.stdout
     assert_nothing_left(done.stdout, str(tmp_path))
 
 
@@ -112,9 +124,9 @@ def test_a_broken_audience_makes_the_matrix_and_the_demo_fail(tmp_path: Path) ->
     done = run_demo(tmp_path, "--audience", "https://not-the-tokens-audience.example")
     assert done.returncode == 1, done.stdout + done.stderr
     failed = re.findall(r"^(\d+)\s.*\sFAIL$", done.stdout, re.MULTILINE)
-    # Every row that needs the Worker to accept a token: the quickstart's four, and the DPoP
-    # rows whose proof must be judged (a refused token never gets that far).
-    assert failed == ["3", "4", "5", "8", "11", "13", "14"]
+    # Every row that needs the Worker to accept a token: the quickstart's four, the six org
+    # rows, and the DPoP rows whose proof must be judged (a refused token never gets that far).
+    assert failed == ["3", "4", "5", "8", *map(str, range(10, 16)), "17", "19", "20"]
     assert "401 invalid_token (unexpected audience)" in done.stdout
     assert '"reason":"wrong_audience"' in done.stdout  # the worker's log, to explain it
     assert_nothing_left(done.stdout, str(tmp_path))
@@ -154,16 +166,19 @@ def test_make_dev_prints_pasteable_tokens_and_stops_both_servers(
         while "Ctrl-C stops both servers." not in output:
             assert time.monotonic() < deadline and process.poll() is None, output
             output += process.stdout.readline()
-        exports = dict(re.findall(r"^export (TOKEN\w*)=(eyJ\S+)$", output, re.MULTILINE))
-        assert set(exports) == {"TOKEN", "TOKEN_NO_SCOPE"}
+        exports = dict(re.findall(r"^export (\w*TOKEN\w*)=(eyJ\S+)$", output, re.MULTILINE))
+        assert set(exports) == {"TOKEN", "TOKEN_NO_SCOPE", "PERSON_TOKEN", "AGENT_TOKEN"}
+        orgs = re.findall(r"^export ORG_ID=\S+ OTHER_ORG_ID=\S+$", output, re.MULTILINE)
+        assert len(orgs) == 1
         dpop = re.findall(r"^export DPOP_TOKEN=\$\(.*\)$", output, re.MULTILINE)
         assert len(dpop) == 1
         base = re.search(r"^worker\s+(http://\S+)", output, re.MULTILINE)
         assert base is not None
         # The printed curl commands, pasted into a shell with the printed exports.
         commands = re.findall(r"^curl -i .*$", output, re.MULTILINE)
-        assert len(commands) == 8
-        script = "".join(f"export {k}={v}\n" for k, v in exports.items()) + dpop[0] + "\n"
+        assert len(commands) == 13
+        script = "".join(f"export {k}={v}\n" for k, v in exports.items()) + orgs[0] + "\n"
+        script += dpop[0] + "\n"
         script += "".join(f"{c} -s -o /dev/null -w '%{{http_code}} '\n" for c in commands)
         statuses = subprocess.run(  # noqa: S603 - our own scripts
             ["bash", "-c", script],  # noqa: S607
@@ -172,7 +187,20 @@ def test_make_dev_prints_pasteable_tokens_and_stops_both_servers(
             timeout=30,
             check=True,
         ).stdout.split()
-        assert statuses == ["200", "401", "200", "200", "403", "200", "204", "200"]
+        quickstart = ["200", "401", "200", "200", "403", "200"]
+        assert statuses == [*quickstart, "200", "200", "403", "403", "201", "204", "200"]
+        # The printed commands that mint fresh tokens work too.
+        fresh = re.findall(r"^export (PERSON_TOKEN|AGENT_TOKEN)=(\$\(.*\))$", output, re.MULTILINE)
+        assert [name for name, _ in fresh] == ["PERSON_TOKEN", "AGENT_TOKEN"]
+        minted = subprocess.run(  # noqa: S603 - our own scripts
+            ["bash", "-c", "".join(f"echo {command}\n" for _, command in fresh)],  # noqa: S607
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.split()
+        assert [payload_of(token)["sub"] for token in minted] == ["usr_demo", "agt_demo_reader"]
     finally:
         process.send_signal(stop)
         code = process.wait(15)

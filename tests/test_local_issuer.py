@@ -29,7 +29,7 @@ def token_kid(issuer: FakeIssuer) -> str:
     response = httpx.post(
         f"{issuer.url}/token",
         data={"grant_type": "client_credentials"},
-        auth=("demo-reports", "demo-reports-secret"),
+        auth=("c_demo_reports", "demo-reports-secret"),
         timeout=5,
     )
     return str(header_of(response.json()["access_token"])["kid"])
@@ -134,7 +134,7 @@ def test_clients_come_from_a_json_file(tmp_path: Path) -> None:
         refused = httpx.post(
             f"{issuer.url}/token",
             data={"grant_type": "client_credentials"},
-            auth=("demo-reports", "demo-reports-secret"),
+            auth=("c_demo_reports", "demo-reports-secret"),
             timeout=5,
         )
         assert refused.status_code == 401
@@ -183,3 +183,25 @@ def test_scripts_issuer_prints_its_url_first_and_keeps_its_key_across_restarts(
     _, first = start_and_stop()
     _, again = start_and_stop()
     assert first == again and len(first) == 1
+
+
+def test_an_agent_from_the_clients_file_carries_its_memberships(tmp_path: Path) -> None:
+    path = tmp_path / "clients.json"
+    agent = {"secret": "s", "scopes": [], "organizations": [{"id": "org_a", "scopes": ["x:read"]}]}
+    path.write_text(json.dumps({"agt_bot": agent}))
+    issuer = LocalIssuer(KeyStore(tmp_path / "keys"), clients=load_clients(path)).start()
+    try:
+        response = httpx.post(
+            f"{issuer.url}/token",
+            data={"grant_type": "client_credentials"},
+            auth=("agt_bot", "s"),
+            timeout=5,
+        )
+        claims = payload_of(response.json()["access_token"])
+        assert claims["dat"] == {"type": "agent"}
+        assert [(o["id"], o["scopes"]) for o in claims["organizations"]] == [("org_a", ["x:read"])]
+    finally:
+        issuer.stop()
+    path.write_text(json.dumps({"c_svc": agent}))  # only an agent holds organizations
+    with pytest.raises(ValueError, match="no agent"):
+        load_clients(path)

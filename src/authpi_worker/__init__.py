@@ -11,11 +11,15 @@ needs:
 - `requirement(scope, any_scopes=, all_scopes=, org=(param, permission), callers=)`: what a
   route needs of a valid token, in AuthPI's model (authpi_worker.authorization).
 - `Routes(Route(...), ...)` and `await dispatch(routes, Request(...), isolate, var)`: the
-  whole request, with CORS, RFC 9728 metadata, 401/403/404/405 and cache headers.
+  whole request, with CORS, RFC 9728 metadata, 401/403/404/405 and cache headers. A route's
+  path may hold `{name}` parameters (`request.params`) and declare `scope=`, `any_scopes=`,
+  `all_scopes=`, `org=(param, permission)` and `callers=`; a handler reads a JSON body with
+  `await request.json(max_bytes=...)`, and raises InvalidRequest (400) for one it cannot take.
 """
 
 from authpi_worker.auth import Claims, Isolate
 from authpi_worker.authorization import CallerKind, Requirement, requirement
+from authpi_worker.errors import InvalidRequest, PayloadTooLarge
 from authpi_worker.jwks import Edge, Fetched
 from authpi_worker.responses import Reply, json_reply
 from authpi_worker.routes import Request, Route, Routes, dispatch
@@ -25,7 +29,9 @@ __all__ = [
     "Claims",
     "Edge",
     "Fetched",
+    "InvalidRequest",
     "Isolate",
+    "PayloadTooLarge",
     "Reply",
     "Request",
     "Requirement",

@@ -103,8 +103,10 @@ def grants(granted: str, needed: str) -> bool:
 
 
 def has_permission(claims: Mapping[str, Any], org_id: str, permission: str) -> bool:
-    """The token's membership in org_id grants permission (see `grants`)."""
-    return any(grants(scope, permission) for scope in membership_scopes(claims, org_id))
+    """The token's membership in org_id grants permission (see `grants`); the permission
+    itself, the common case, is found without parsing any scope."""
+    scopes = membership_scopes(claims, org_id)
+    return permission in scopes or any(grants(scope, permission) for scope in scopes)
 
 
 @dataclass(frozen=True, slots=True)

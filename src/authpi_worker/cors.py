@@ -14,7 +14,8 @@ from authpi_worker.config import ANY_ORIGIN
 from authpi_worker.responses import Reply, json_reply
 
 CORS_MAX_AGE = 600  # seconds a browser may reuse a preflight: 10 min, so a config change lands soon
-ALLOW_HEADERS = "authorization, dpop"  # what a client adds: its token, and its DPoP proof
+# What a client adds: its token, its DPoP proof, and the type of a JSON body it sends.
+ALLOW_HEADERS = "authorization, content-type, dpop"
 # A browser app must be able to read a challenge, a backoff and a DPoP nonce.
 EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, DPoP-Nonce"
 CORS_REFUSED = "cors_origin_not_allowed"  # a refused preflight's error, and its log reason

@@ -63,3 +63,26 @@ class ServerMisconfigured(Denied):
     def __init__(self, variable: str, problem: str) -> None:
         super().__init__("server_misconfigured", f"{variable} {problem}")
         self.variable = variable
+
+
+class BadBody(Exception):
+    """A request body a handler cannot take: answered with `status` and {"error": `error`},
+    never a 500. `reason` is the log's code; nothing from the body is kept."""
+
+    status = 400
+    error = "invalid_request"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidRequest(BadBody):
+    """400 `invalid_request` (RFC 6750 §3.1): not the JSON, or not the shape, the route takes."""
+
+
+class PayloadTooLarge(BadBody):
+    """413 (RFC 9110 §15.5.14): declared or found longer than the route accepts."""
+
+    status = 413
+    error = "payload_too_large"

@@ -1,21 +1,31 @@
 """One route table, and the dispatch that follows it.
 
-Each route is declared once: its path, methods, whether it needs a token, the scope it
-requires, and its handler. Dispatch, the 401/403/404/405 split, `Allow`, the CORS preflight's
-methods and the RFC 9728 metadata's `scopes_supported` all come from the table.
+Each route is declared once: its path (literal segments and `{name}` parameters), methods,
+whether it needs a token, what it requires of one (authpi_worker.authorization), and its
+handler. Dispatch, the 401/403/404/405 split, `Allow`, the CORS preflight's methods and the
+RFC 9728 metadata's `scopes_supported` all come from the table.
+
+Matching: a path without parameters is one dict lookup; the others walk a trie of segments,
+a literal segment before a parameter, so the cost follows the path's depth, not the number of
+routes. `{name}` takes exactly one non-empty segment, percent-decoded once (strict UTF-8; a
+`%2F` in it never splits segments, and a value that does not decode does not match).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from authpi_worker.auth import Claims, Isolate, Site, rejected
-from authpi_worker.authorization import Requirement
+from authpi_worker.authorization import CallerKind, OrgPermission, Requirement, requirement
+from authpi_worker.body import read_json
 from authpi_worker.config import Lookup
 from authpi_worker.cors import CORS_REFUSED
-from authpi_worker.errors import Denied, ServerMisconfigured
+from authpi_worker.errors import BadBody, Denied, ServerMisconfigured
 from authpi_worker.logs import log_event
 from authpi_worker.metadata import (
     METADATA_MAX_AGE,
@@ -32,16 +42,25 @@ METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
 WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
 READ_METHODS = ("GET", "HEAD")  # what the public routes and the metadata answer
 _PATH = re.compile(r"[^:/?#]+://[^/?#]*([^?#]*)")  # RFC 3986 §3: scheme://authority path
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a whole segment: `{org_id}`
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a `%` not followed by two hex digits
+NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 async def no_body() -> bytes:
     return b""
 
 
+def _no_params() -> Mapping[str, str]:
+    return NO_PARAMS
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """What dispatch reads of a request: the entry copies exactly these from the runtime's.
-    A handler that wants the body awaits `request.body()` (read only then)."""
+    A handler that wants the body awaits `request.json(max_bytes=...)` or `request.body()`
+    (read only then, and once). `params` holds the route's path parameters, decoded:
+    dispatch hands the handler a copy with them (`request.params["org_id"]`)."""
 
     method: str
     url: str  # the full URL, as the runtime has it (DPoP's htu, the metadata's origin)
@@ -50,6 +69,8 @@ class Request:
     origin: str | None = None
     access_control_request_method: str | None = None
     body: Callable[[], Awaitable[bytes]] = no_body
+    content_length: str | None = None  # the Content-Length header, checked before any read
+    params: Mapping[str, str] = field(default_factory=_no_params)
 
     @property
     def path(self) -> str:
@@ -66,20 +87,78 @@ class Request:
             and self.access_control_request_method is not None
         )
 
+    async def json(self, *, max_bytes: int) -> Any:
+        """The body as JSON, strictly: PayloadTooLarge (413) beyond max_bytes, declared or
+        read; InvalidRequest (400) for anything but one UTF-8 JSON text (authpi_worker.body).
+        Dispatch answers both; a handler never sees them."""
+        return await read_json(self.body, self.content_length, max_bytes)
+
 
 Handler = Callable[[Request, Claims], Reply | Awaitable[Reply]]
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A path and its methods, the scope a token needs for them (if any), and the handler.
-    Public routes take no token; their handler gets empty claims."""
+    """A path and its methods, what a token needs for them, and the handler. Public routes
+    take no token; their handler gets empty claims.
+
+    `scope` is one token scope, exactly (the quickstart's `read:reports`); `any_scopes` at least
+    one of several, `all_scopes` each of several; `org=("org_id", "reports:read")` a permission
+    in the organization the path parameter names, in AuthPI's grammar; `callers` the caller
+    kinds admitted ("person", "agent", "client"). Together they make `requirement`."""
 
     path: str
     handler: Handler
     methods: tuple[str, ...] = READ_METHODS
     scope: str | None = None
     public: bool = False
+    any_scopes: tuple[str, ...] = ()
+    all_scopes: tuple[str, ...] = ()
+    org: tuple[str, str] | OrgPermission | None = None
+    callers: tuple[CallerKind, ...] | None = None
+    requirement: Requirement = field(init=False, repr=False, compare=False)
+    params: tuple[str, ...] = field(init=False, repr=False, compare=False)  # in path order
+
+    def __post_init__(self) -> None:
+        params = tuple(name for _, name in _template(self.path) if name is not None)
+        need = requirement(
+            self.scope,
+            any_scopes=self.any_scopes,
+            all_scopes=self.all_scopes,
+            org=self.org,
+            callers=self.callers,
+        )
+        if self.public and not need.empty:
+            raise ValueError(f"{self.path}: a public route takes no token, so requires nothing")
+        if need.org is not None and need.org.param not in params:
+            raise ValueError(f"{self.path}: no path parameter {{{need.org.param}}} names the org")
+        object.__setattr__(self, "requirement", need)
+        object.__setattr__(self, "params", params)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Every route of one path: the methods it takes, and what a wrong method is told."""
+
+    path: str
+    routes: tuple[Route, ...]
+    by_method: Mapping[str, Route]
+    allow: str  # the 405's Allow header: every method the path's routes take
+    public: bool  # no method takes a token: a wrong one is a plain 405, before any token
+    params: tuple[str, ...]  # the parameters' names, in path order
+
+
+class _Node:
+    """One segment of the trie: literal children, at most one parameter child, and the
+    endpoint of the paths that end here."""
+
+    __slots__ = ("endpoint", "literals", "param", "param_node")
+
+    def __init__(self) -> None:
+        self.literals: dict[str, _Node] = {}
+        self.param: str | None = None
+        self.param_node: _Node | None = None
+        self.endpoint: Endpoint | None = None
 
 
 class Routes:
@@ -87,27 +166,135 @@ class Routes:
 
     def __init__(self, *routes: Route) -> None:
         self.routes = routes
-        self._by_path: dict[str, tuple[Route, ...]] = {}
+        grouped: dict[str, tuple[Route, ...]] = {}
         for route in routes:
-            taken = {m for other in self._by_path.get(route.path, ()) for m in other.methods}
+            taken = {m for other in grouped.get(route.path, ()) for m in other.methods}
             if taken & set(route.methods):
                 raise ValueError(f"{route.path}: a method is declared twice")
-            self._by_path[route.path] = (*self._by_path.get(route.path, ()), route)
-        # Paths that take no token whatever the method: a wrong method there is a plain 405.
-        self.public = frozenset(
-            path for path, found in self._by_path.items() if all(r.public for r in found)
-        )
+            grouped[route.path] = (*grouped.get(route.path, ()), route)
+        self._static: dict[str, tuple[Endpoint, Mapping[str, str]]] = {}
+        self._root: _Node | None = None
+        for path, found in grouped.items():
+            endpoint = Endpoint(
+                path,
+                found,
+                {method: route for route in found for method in route.methods},
+                ", ".join(method for route in found for method in route.methods),
+                all(route.public for route in found),
+                found[0].params,
+            )
+            if endpoint.params:
+                self._insert(endpoint)
+            else:
+                self._static[path] = (endpoint, NO_PARAMS)
         # The scopes our routes check: RFC 9728's scopes_supported.
-        self.scopes = tuple(sorted({r.scope for r in routes if r.scope is not None}))
+        self.scopes = tuple(sorted({s for r in routes for s in r.requirement.scopes}))
         # What a CORS preflight may ask for, over all routes (per path would reveal routes).
         self.methods = ", ".join(dict.fromkeys(m for r in routes for m in r.methods))
 
-    def at(self, path: str) -> tuple[Route, ...]:
-        return self._by_path.get(path, ())
+    def _insert(self, endpoint: Endpoint) -> None:
+        node = self._root = self._root or _Node()
+        for literal, name in _template(endpoint.path):
+            if name is None:
+                node = node.literals.setdefault(literal, _Node())
+                continue
+            if node.param is not None and node.param != name:
+                raise ValueError(
+                    f"{endpoint.path}: {{{name}}} where another route has {{{node.param}}}"
+                )
+            node.param = name
+            node.param_node = node.param_node or _Node()
+            node = node.param_node
+        if node.endpoint is not None:  # the same shape under other names was refused above
+            raise ValueError(f"{endpoint.path}: the same path as {node.endpoint.path}")
+        node.endpoint = endpoint
 
-    def allow(self, path: str) -> str:
-        """The 405's Allow header: every method the path's routes take."""
-        return ", ".join(method for route in self.at(path) for method in route.methods)
+    def match(self, path: str) -> tuple[Endpoint, Mapping[str, str]] | None:
+        """The endpoint a request path reaches and its parameters, decoded; None if none."""
+        found = self._static.get(path)
+        if found is not None or self._root is None or path[:1] != "/":
+            return found
+        segments = path[1:].split("/")
+        values: list[str] = []
+        endpoint = _greedy(self._root, segments, values)
+        if endpoint is None:  # a literal led nowhere: the depth-first walk tries parameters
+            values.clear()
+            endpoint = _walk(self._root, segments, 0, values)
+        if endpoint is None:
+            return None
+        names = endpoint.params
+        if len(names) == 1:  # the common case, without zip's cost
+            return endpoint, MappingProxyType({names[0]: values[0]})
+        return endpoint, MappingProxyType(dict(zip(names, values, strict=True)))
+
+
+def _template(path: str) -> list[tuple[str, str | None]]:
+    """A declared path's segments: (literal, None), or ("", name) for `{name}`."""
+    if not path.startswith("/"):
+        raise ValueError(f"{path!r}: a route's path starts with /")
+    segments: list[tuple[str, str | None]] = []
+    for segment in path[1:].split("/"):
+        param = _PARAM.fullmatch(segment)
+        if param is not None:
+            segments.append(("", param.group(1)))
+        elif "{" in segment or "}" in segment:
+            raise ValueError(f"{path}: a parameter is a whole segment, `{{name}}`: {segment!r}")
+        else:
+            segments.append((segment, None))
+    names = [name for _, name in segments if name is not None]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{path}: a parameter is named twice")
+    return segments
+
+
+def _greedy(node: _Node, segments: list[str], values: list[str]) -> Endpoint | None:
+    """The walk's first path, without recursion: each segment's literal child, else the
+    parameter. When it ends at an endpoint, that is what _walk would find first."""
+    for segment in segments:
+        child = node.literals.get(segment)
+        if child is None:
+            param = node.param_node
+            value = decoded(segment) if param is not None and segment else None
+            if param is None or value is None:
+                return None
+            values.append(value)
+            child = param
+        node = child
+    return node.endpoint
+
+
+def _walk(node: _Node, segments: list[str], index: int, values: list[str]) -> Endpoint | None:
+    """Depth first, a literal child before the parameter child: a literal segment wins, and
+    the parameter is tried where the literal leads nowhere."""
+    if index == len(segments):
+        return node.endpoint
+    segment = segments[index]
+    child = node.literals.get(segment)
+    if child is not None:
+        found = _walk(child, segments, index + 1, values)
+        if found is not None:
+            return found
+    if node.param_node is not None and segment:
+        value = decoded(segment)
+        if value is not None:
+            values.append(value)
+            found = _walk(node.param_node, segments, index + 1, values)
+            if found is not None:
+                return found
+            values.pop()
+    return None
+
+
+def decoded(segment: str) -> str | None:
+    """A path segment percent-decoded once, as strict UTF-8; None if it does not decode."""
+    if "%" not in segment:
+        return segment
+    if _BAD_ESCAPE.search(segment):
+        return None
+    try:
+        return unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 async def dispatch(routes: Routes, request: Request, isolate: Isolate, var: Lookup) -> Reply:
@@ -136,12 +323,13 @@ async def dispatch(routes: Routes, request: Request, isolate: Isolate, var: Look
 
 
 async def _answer(routes: Routes, request: Request, path: str, site: Site) -> Reply:
-    found = routes.at(path)
-    route = _method(found, request.method)
+    matched = routes.match(path)
+    endpoint, params = matched if matched is not None else (None, NO_PARAMS)
+    route = endpoint.by_method.get(request.method) if endpoint is not None else None
     if route is not None and route.public:
-        return await _call(route, request, {})
-    if path in routes.public:
-        return _not_allowed(routes.allow(path))
+        return await _call(route, request, {}, params, path)
+    if endpoint is not None and endpoint.public:
+        return _not_allowed(endpoint.allow)
     if path == WELL_KNOWN or path.startswith(WELL_KNOWN_PREFIX):
         metadata = _metadata(routes, request, path, site)
         if metadata is not None:
@@ -153,14 +341,14 @@ async def _answer(routes: Routes, request: Request, path: str, site: Site) -> Re
         caller = await verifier.authenticate(
             request.authorization, method=request.method, url=request.url, dpop=request.dpop
         )
-        if not found:
+        if endpoint is None:
             reply = json_reply({"error": "not_found"}, 404)
         elif route is None:
-            reply = _not_allowed(routes.allow(path))
+            reply = _not_allowed(endpoint.allow)
         else:
-            if route.scope is not None:
-                caller.require(Requirement(route.scope))
-            reply = await _call(route, request, caller.claims)
+            if not route.requirement.empty:
+                caller.require(route.requirement, params)
+            reply = await _call(route, request, caller.claims, params, path)
     except Denied as denied:
         reply = rejected(denied, verifier, request.url, path)
     return Reply(reply.status, reply.body, {**reply.headers, **NO_STORE})
@@ -188,17 +376,29 @@ def _internal_error(path: str, error: Exception) -> Reply:
     return json_reply({"error": "internal_error"}, 500, NO_STORE)
 
 
-def _method(found: tuple[Route, ...], method: str) -> Route | None:
-    for route in found:
-        if method in route.methods:
-            return route
-    return None
-
-
 def _not_allowed(allow: str) -> Reply:
     return json_reply({"error": "method_not_allowed"}, 405, {"allow": allow})
 
 
-async def _call(route: Route, request: Request, claims: Claims) -> Reply:
-    result = route.handler(request, claims)
-    return result if isinstance(result, Reply) else await result  # a sync or async handler
+async def _call(
+    route: Route, request: Request, claims: Claims, params: Mapping[str, str], path: str
+) -> Reply:
+    """The handler's Reply (it may be sync or async); a body it cannot take is a 400 or 413."""
+    if params:  # a copy with the params, built directly: dataclasses.replace costs 5x more
+        request = Request(
+            request.method,
+            request.url,
+            request.authorization,
+            request.dpop,
+            request.origin,
+            request.access_control_request_method,
+            request.body,
+            request.content_length,
+            params,
+        )
+    try:
+        result = route.handler(request, claims)
+        return result if isinstance(result, Reply) else await result
+    except BadBody as bad:
+        log_event("request_rejected", status=bad.status, reason=bad.reason, path=path)
+        return json_reply({"error": bad.error}, bad.status)

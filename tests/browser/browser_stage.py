@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from authpi_worker.testing.tokens import AUDIENCE
+from authpi_worker.testing.tokens import AUDIENCE, caller, organization
 from tests.support.child import JsonLinesChild
 from tests.support.issuer import FakeIssuer, running
 from tests.support.node import NoNode, find_node, package_versions
@@ -51,6 +51,7 @@ WORKER_START_TIMEOUT = 60  # seconds for scripts/serve to listen (it may build .
 LOG_WAIT = 3.0  # seconds to wait for the Worker's request lines after the page has its answer
 SETTLE = 0.2  # seconds more, for a line nobody expected (a request after a refused preflight)
 SUBJECT = "spa-user"
+ORG = "org_acme"  # the organization the person's token is a member of
 CORS_ERROR = "has been blocked by CORS policy"  # how Chromium explains a blocked fetch
 # RFC 9728 §5.1: every challenge points to the metadata of the resource (the audience here).
 METADATA = f'resource_metadata="{AUDIENCE}/.well-known/oauth-protected-resource"'
@@ -250,12 +251,23 @@ class Session:
         token: str | None = None,
         mode: str = "cors",
         target: str = "worker",
+        method: str = "GET",
+        json: Any = None,
         requests: int,
     ) -> Call:
-        """One fetch made by the page's own script; `requests` is how many the Worker
-        should log for it (2 with a preflight), awaited before the next step begins."""
+        """One fetch made by the page's own script (json: a JSON body it sends); `requests` is
+        how many the Worker should log for it (2 with a preflight), awaited before the next
+        step begins."""
         reply = self.driver.command(
-            "call", page=page, name=name, target=target, path=path, token=token, mode=mode
+            "call",
+            page=page,
+            name=name,
+            target=target,
+            path=path,
+            token=token,
+            mode=mode,
+            method=method,
+            json=json,
         )
         return Call(
             reply["result"]["result"],
@@ -285,6 +297,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         tokens = {
             "reports": issuer.mint(sub=SUBJECT, client_id="spa", scope="read:reports"),
             "profile": issuer.mint(sub=SUBJECT, client_id="spa", scope="read:profile"),
+            # A person signed in to the SPA, a member of ORG who may write its reports.
+            "person": issuer.mint(
+                **caller("person", "spa"),
+                organizations=[organization(ORG, "reports:read", "reports:write")],
+            ),
         }
         session = Session(issuer, page_server, elsewhere, worker, driver, profile, tokens)
         for name, server in (("allowed", page_server), ("elsewhere", elsewhere)):
@@ -399,6 +416,49 @@ def test_a_page_from_a_disallowed_origin_is_blocked_by_the_browser(session: Sess
     direct = httpx.get(f"{session.worker.url}/me", headers={"authorization": f"Bearer {token}"})
     assert direct.status_code == 200
     assert session.worker.requests(1) == ["GET /me 200"]
+
+
+def test_a_person_posts_json_across_origins_through_a_preflight_that_allows_content_type(
+    session: Session,
+) -> None:
+    path = f"/orgs/{ORG}/reports"
+    token = session.tokens["person"]
+    call = session.call(
+        "allowed",
+        "create-report",
+        path,
+        token=token,
+        method="POST",
+        json={"title": "Q3"},
+        requests=2,
+    )
+    assert call.result["ok"], f"the browser blocked the call:\n{call.why()}"
+    assert (call.result["type"], call.result["status"]) == ("cors", 201), call.why()
+    assert call.result["json"] == {"org": ORG, "title": "Q3", "created_by": "usr_spa"}
+    # Authorization and a JSON content-type make it non-simple: the browser asked first, and
+    # went on only because the preflight allowed POST and both headers.
+    assert sorted(call.requests) == [f"OPTIONS {path} 204", f"POST {path} 201"], call.why()
+    bad = session.call(
+        "allowed", "create-report-bad", path, token=token, method="POST", json=["Q3"], requests=1
+    )
+    assert (bad.result["status"], bad.result["json"]) == (400, {"error": "invalid_request"})
+    # The browser keeps the preflight's answer for Access-Control-Max-Age: no second OPTIONS.
+    assert bad.requests == [f"POST {path} 400"], bad.why()
+
+
+def test_a_post_from_a_disallowed_origin_is_blocked_at_its_preflight(session: Session) -> None:
+    path = f"/orgs/{ORG}/reports"
+    call = session.call(
+        "elsewhere",
+        "create-elsewhere",
+        path,
+        token=session.tokens["person"],
+        method="POST",
+        json={"title": "Q3"},
+        requests=1,
+    )
+    assert not call.result["ok"], f"the browser let the call through:\n{call.why()}"
+    assert call.requests == [f"OPTIONS {path} 403"], call.why()  # no POST followed
 
 
 # --- Afterwards ------------------------------------------------------------------------------

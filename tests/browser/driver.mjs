@@ -92,13 +92,18 @@ async function open({ page: name, url }) {
   };
 }
 
-async function call({ page: name, name: callName, target, path, token, mode }) {
+async function call({ page: name, name: callName, target, path, token, mode, method, json }) {
   const page = pages.get(name);
   if (!page) throw new Error(`no page named ${name}: open it first`);
-  const result = await page.evaluate(
-    ([n, options]) => window.call(n, options),
-    [callName, { target, path, token: token ?? null, mode: mode ?? "cors" }],
-  );
+  const options = {
+    target,
+    path,
+    token: token ?? null,
+    mode: mode ?? "cors",
+    method: method ?? "GET",
+    json: json ?? null,
+  };
+  const result = await page.evaluate(([n, o]) => window.call(n, o), [callName, options]);
   // What the page put in its table for this call: what a person looking at it would read.
   const row = await page
     .locator(`tr[data-call="${callName}"] td`)

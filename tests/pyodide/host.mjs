@@ -186,9 +186,12 @@ export async function bootWorker(manifest, onOutput) {
 export const call = (fn, ...args) =>
   fn.callWithOptions({ relaxed: false, promising: true }, ...args);
 
-/** A JS Request as the Worker receives one; headers as [name, value] pairs. */
-export function workerRequest(url, method, headers) {
-  return new Request(url, { method, headers: new Headers(headers) });
+/**
+ * A JS Request as the Worker receives one; headers as [name, value] pairs; body, if any, the
+ * bytes (a Uint8Array) of a real JS body stream, which the Worker reads with request.bytes().
+ */
+export function workerRequest(url, method, headers, body = null) {
+  return new Request(url, { method, headers: new Headers(headers), body });
 }
 
 /**

@@ -40,6 +40,7 @@ VENDORED = ("workers-runtime-sdk", "pyjwt")
 # JSPI (WebAssembly stack switching), which workerd always has: on by default in newer Node,
 # behind one of these flags in Node 20 to 24.
 MIN_NODE = 20  # JSPI behind a flag from Node 20; the Makefile's is 24, where it is on
+BODILESS = ("GET", "HEAD")  # src/entry.py's: methods whose Content-Length it does not read
 JSPI_FLAGS: tuple[list[str], ...] = (
     [],
     ["--experimental-wasm-jspi"],
@@ -65,13 +66,21 @@ def outcome(response: dict[str, Any], output: Sequence[str]) -> Outcome:
     return Outcome(response["status"], dict(response["headers"]), response["body"], events)
 
 
-def request(method: str, url: str, fields: Sequence[tuple[str, str]]) -> Request:
-    """The Request src/entry.py makes of a JS Request with these header fields: the headers
-    it reads, a repeated one joined with ", " as the Fetch standard's Headers.get does."""
+def request(
+    method: str, url: str, fields: Sequence[tuple[str, str]], body: bytes | None = None
+) -> Request:
+    """The Request src/entry.py makes of a JS Request with these header fields and body: the
+    headers it reads, a repeated one joined with ", " as the Fetch standard's Headers.get
+    does, and the body's bytes when read."""
     joined: dict[str, str] = {}
     for name, value in fields:
         name = name.lower()
         joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    data = body or b""
+
+    async def read() -> bytes:
+        return data
+
     return Request(
         method,
         url,
@@ -79,6 +88,8 @@ def request(method: str, url: str, fields: Sequence[tuple[str, str]]) -> Request
         dpop=joined.get("dpop"),
         origin=joined.get("origin"),
         access_control_request_method=joined.get("access-control-request-method"),
+        body=read,
+        content_length=None if method in BODILESS else joined.get("content-length"),
     )
 
 

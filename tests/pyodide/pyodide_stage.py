@@ -20,6 +20,7 @@ The file is not named test_*.py, so `make test-python` (CPython only) leaves it 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ from authpi_worker import Isolate
 from authpi_worker.keys import parse_jwks
 from authpi_worker.testing.dpop import jkt, proof, proof_header
 from authpi_worker.testing.keys import SigningKey, make_key
-from authpi_worker.testing.tokens import AUDIENCE, claims, header, sign
+from authpi_worker.testing.tokens import AUDIENCE, caller, claims, header, organization, sign
 from authpi_worker.tokens import MAX_TOKEN_BYTES
 from scripts.local_worker import httpx_fetcher
 from tests.pyodide import host
@@ -47,7 +48,7 @@ from tests.pyodide.host import (
     wrangler_config,
 )
 from tests.support.child import JsonLinesChild
-from tests.support.issuer import FakeIssuer
+from tests.support.issuer import FakeIssuer, running
 from tests.support.node import NoNode
 
 HARNESS = Path(__file__).with_name("run.mjs")
@@ -99,11 +100,17 @@ class Stage(JsonLinesChild):
         *,
         method: str = "GET",
         headers: Headers = (),
+        body: bytes | None = None,
     ) -> Outcome:
-        """One request through Default.fetch, as workerd makes it."""
+        """One request through Default.fetch, as workerd makes it (a body: a real JS stream)."""
         sent = request_headers(authorization, headers)
         reply = self.command(
-            "fetch", url=ORIGIN + path, method=method, headers=[list(h) for h in sent], env=env
+            "fetch",
+            url=ORIGIN + path,
+            method=method,
+            headers=[list(h) for h in sent],
+            env=env,
+            body=None if body is None else base64.b64encode(body).decode("ascii"),
         )
         return outcome(reply["result"], reply["output"])
 
@@ -140,11 +147,13 @@ def cpython(
     *,
     method: str = "GET",
     headers: Headers = (),
+    body: bytes | None = None,
 ) -> Outcome:
     """What the core answers under CPython to the same request, through the same steps as
     src/entry.py: a module-level Isolate, the env's variables, dispatch(), with the request
     read as the entry reads it (repeated header fields joined, as Headers.get joins them)."""
-    request = host.request(method, ORIGIN + path, request_headers(authorization, headers))
+    fields = request_headers(authorization, headers)
+    request = host.request(method, ORIGIN + path, fields, body)
     return asyncio.run(core_outcome(request, isolate, env.get))
 
 
@@ -161,10 +170,13 @@ def same_in_both(
     *,
     method: str = "GET",
     headers: Headers = (),
+    body: bytes | None = None,
 ) -> Outcome:
     """The Pyodide outcome, after checking that it equals the CPython one."""
-    in_pyodide = stage.fetch(path, authorization, env, method=method, headers=headers)
-    in_cpython = cpython(path, authorization, env, fresh_isolate(), method=method, headers=headers)
+    in_pyodide = stage.fetch(path, authorization, env, method=method, headers=headers, body=body)
+    in_cpython = cpython(
+        path, authorization, env, fresh_isolate(), method=method, headers=headers, body=body
+    )
     assert in_pyodide == in_cpython
     return in_pyodide
 
@@ -654,3 +666,147 @@ def test_a_valid_proof_goes_as_far_as_reading_its_key_then_needs_cryptography(
         cpython("/me", f"DPoP {token}", env, fresh_isolate(), headers=(("dpop", fresh),)).status
         == 200
     )
+
+
+# --- /orgs/{org_id}/reports: path parameters, organizations, caller kinds, real JS bodies ------
+
+ORG, OTHER_ORG = "org_acme", "org_globex"
+ORG_REPORTS = f"/orgs/{ORG}/reports"
+TITLE = b'{"title":"Q3"}'
+JSON_TYPE = ("content-type", "application/json")
+
+
+def length(body: bytes) -> Headers:
+    """The Content-Length a client declares for body (curl and browsers send one)."""
+    return (JSON_TYPE, ("content-length", str(len(body))))
+
+
+@pytest.fixture(scope="module")
+def members(stage: Stage, issuer_for_members: FakeIssuer) -> Iterator[dict[str, str]]:
+    """Tokens of each kind of caller, cache hits in Pyodide's isolate (no cryptography there)
+    and verified for real under CPython: a person who may read and write in ORG, an agent who
+    may too (by membership), a client, and a person whose organizations claim is malformed."""
+    write = organization(ORG, "member", "reports:read", "reports:write")
+    issuer = issuer_for_members
+    tokens = {
+        "person": issuer.mint(**caller("person"), organizations=[write]),
+        "agent": issuer.mint(**caller("agent"), organizations=[write]),
+        "client": issuer.mint(**caller("client"), organizations=[write]),
+        "reader": issuer.mint(**caller("person"), organizations=[organization(ORG, "*:read")]),
+        "malformed": issuer.mint(**caller("person"), organizations=[{"id": ORG, "scopes": "*:**"}]),
+    }
+    stage.probe("reset_isolate", time.time())
+    for token in tokens.values():
+        stage.probe("prime", {"AUTHPI_ISSUER_URL": issuer.url, "AUTHPI_AUDIENCE": AUDIENCE}, token)
+    yield {kind: f"Bearer {token}" for kind, token in tokens.items()}
+    stage.probe("reset_isolate", time.time())
+
+
+@pytest.fixture(scope="module")
+def issuer_for_members(keys: dict[str, SigningKey]) -> Iterator[FakeIssuer]:
+    """One issuer for the module's primed tokens: its URL is in their iss and in the env."""
+    with running(FakeIssuer(keys=list(keys.values()))) as server:
+        yield server
+
+
+@pytest.fixture
+def member_env(issuer_for_members: FakeIssuer) -> Env:
+    return {"AUTHPI_ISSUER_URL": issuer_for_members.url, "AUTHPI_AUDIENCE": AUDIENCE}
+
+
+OVER = b'{"title":"' + b"x" * (64 * 1024) + b'"}'  # past MAX_REPORT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body", "headers", "status", "answer"),
+    [
+        ("person", "GET", ORG_REPORTS, None, (), 200, None),
+        ("agent", "GET", ORG_REPORTS, None, (), 200, None),
+        ("reader", "GET", ORG_REPORTS, None, (), 200, None),
+        ("person", "GET", f"/orgs/{OTHER_ORG}/reports", None, (), 403, "insufficient_scope"),
+        ("client", "GET", ORG_REPORTS, None, (), 403, "insufficient_scope"),
+        ("malformed", "GET", ORG_REPORTS, None, (), 403, "insufficient_scope"),
+        ("person", "GET", "/orgs/org%5Facme/reports", None, (), 200, None),  # decoded once
+        ("person", "GET", "/orgs/%zz/reports", None, (), 404, "not_found"),
+        ("person", "HEAD", ORG_REPORTS, None, (), 200, None),
+        ("person", "PUT", ORG_REPORTS, TITLE, length(TITLE), 405, "method_not_allowed"),
+        ("person", "POST", ORG_REPORTS, TITLE, length(TITLE), 201, None),
+        ("person", "POST", ORG_REPORTS, TITLE, (JSON_TYPE,), 201, None),  # no Content-Length
+        ("agent", "POST", ORG_REPORTS, TITLE, length(TITLE), 403, "insufficient_scope"),
+        ("client", "POST", ORG_REPORTS, TITLE, length(TITLE), 403, "insufficient_scope"),
+        ("reader", "POST", ORG_REPORTS, TITLE, length(TITLE), 403, "insufficient_scope"),
+        (None, "POST", ORG_REPORTS, TITLE, length(TITLE), 401, "unauthorized"),
+        ("person", "POST", ORG_REPORTS, b"not json", length(b"not json"), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, b'{"title":"\xff"}', (), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, b'{"title":"a","title":"b"}', (), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, b'{"title":"a","n":NaN}', (), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, b'{"title":"a","n":1e999}', (), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, b"[" * 60_000, (), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, b'{"title":""}', (), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, b"", (), 400, "invalid_request"),
+        ("person", "POST", ORG_REPORTS, OVER, length(OVER), 413, "payload_too_large"),
+        ("person", "POST", ORG_REPORTS, OVER, (), 413, "payload_too_large"),  # read, then refused
+        # Declared over the limit: refused on the header, the body never read.
+        (
+            "person",
+            "POST",
+            ORG_REPORTS,
+            TITLE,
+            (JSON_TYPE, ("content-length", "104857600")),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "person",
+            "POST",
+            ORG_REPORTS,
+            TITLE,
+            (JSON_TYPE, ("content-length", "12abc")),
+            400,
+            "invalid_request",
+        ),
+    ],
+)
+def test_org_reports_through_the_entry_with_real_js_bodies(
+    stage: Stage,
+    members: dict[str, str],
+    member_env: Env,
+    who: str | None,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: Headers,
+    status: int,
+    answer: str | None,
+) -> None:
+    authorization = members[who] if who is not None else None
+    outcome = same_in_both(
+        stage, path, authorization, member_env, method=method, headers=headers, body=body
+    )
+    assert outcome.status == status
+    if method == "HEAD":
+        assert outcome.body == ""
+    elif answer is not None:
+        assert json.loads(outcome.body) == {"error": answer}
+    elif status == 201:
+        assert json.loads(outcome.body) == {"org": ORG, "title": "Q3", "created_by": "usr_demo"}
+    else:
+        sub = "agt_demo" if who == "agent" else "usr_demo"
+        assert json.loads(outcome.body) == {"org": ORG, "reports": [], "requested_by": sub}
+    if status == 405:
+        assert outcome.headers["allow"] == "GET, HEAD, POST"
+
+
+def test_a_cross_origin_post_is_preflighted_with_content_type(
+    stage: Stage, member_env: Env
+) -> None:
+    cors = {**member_env, "CORS_ALLOWED_ORIGINS": APP}
+    asks: Headers = (
+        ("origin", APP),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "authorization,content-type"),
+    )
+    allowed = same_in_both(stage, ORG_REPORTS, None, cors, method="OPTIONS", headers=asks)
+    assert allowed.status == 204
+    assert allowed.headers["access-control-allow-methods"] == "GET, HEAD, POST"
+    assert allowed.headers["access-control-allow-headers"] == "authorization, content-type, dpop"

@@ -30,8 +30,11 @@ const bootFetches = takeFetches();
 const probes = worker.pyodide.pyimport("probes");
 
 // --- Commands. ---
-async function fetchCommand({ url, method, headers, env }) {
-  return describeResponse(await workerFetch(worker, workerRequest(url, method, headers), env));
+// body: the request body's bytes in base64 (any bytes, not only UTF-8), or null for none.
+async function fetchCommand({ url, method, headers, env, body }) {
+  const bytes = body === null || body === undefined ? null : Buffer.from(body, "base64");
+  const request = workerRequest(url, method, headers, bytes && new Uint8Array(bytes));
+  return describeResponse(await workerFetch(worker, request, env));
 }
 
 async function probe({ name, args }) {

@@ -1,11 +1,19 @@
 """A fake AuthPI issuer on 127.0.0.1: a JWKS endpoint whose faults tests can switch on,
-and a client_credentials token endpoint (RFC 6749 §4.4) like AuthPI's."""
+and a token endpoint that mints tokens the way AuthPI does for each kind of caller:
+
+- an M2M client (`c_…`) and an agent (`agt_…`) use the client_credentials grant (RFC 6749
+  §4.4) with their own credentials; an agent's token carries `dat` agent and its memberships;
+- a person signs in at AuthPI in a browser (authorization code with PKCE), which this fake
+  cannot do: the local-only grant PERSON_GRANT stands in for that login and mints a person's
+  token (`usr_…`, `dat` identity, a session, the memberships asked for). AuthPI has no such
+  grant: scripts/get-token --person says so against a real issuer."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import secrets
 import socket
 import struct
 import sys
@@ -22,23 +30,42 @@ import jwt
 
 from authpi_worker.testing.dpop import PROOF_TYPE, jkt
 from authpi_worker.testing.keys import SigningKey, make_key
-from authpi_worker.testing.tokens import AUDIENCE, header_of, mint
+from authpi_worker.testing.tokens import AUDIENCE, header_of, mint, organization
 
 TOKEN_LIFETIME = 300  # seconds, like a short-lived M2M access token
 PROOF_WINDOW = 300  # seconds a DPoP proof to the token endpoint may be old (RFC 9449 §11.1)
+# The local-only grant that stands in for a person's browser login: a URN of ours, which no
+# real issuer offers (RFC 6749 §4.5 lets a server define grant types by absolute URI).
+PERSON_GRANT = "urn:authpi-worker:local:person"
+DEFAULT_PERSON = "usr_demo"  # the person minted when the request names none
+DEFAULT_APP = "c_demo_app"  # the app a person's token is issued to when no client authenticates
+DEMO_ORG, OTHER_ORG = "org_acme", "org_globex"  # the demo's organizations
+MAX_MEMBERSHIPS = 100  # the organizations one token request may ask for
+# AuthPI's ID prefixes: what a client's ID says it is, and the kind its token claims.
+CLIENT_PREFIX, AGENT_PREFIX, PERSON_PREFIX = "c_", "agt_", "usr_"
 
 
 @dataclass
 class Client:
+    """An M2M client (`c_…`) or an agent (`agt_…`), by its ID; only an agent holds
+    memberships (AuthPI: set in the console; here in the client list)."""
+
     secret: str
     scopes: frozenset[str]
+    organizations: tuple[dict[str, Any], ...] = ()
 
 
 def default_clients() -> dict[str, Client]:
-    """One client allowed read:reports, one that is not."""
+    """A client allowed read:reports, one that is not, and an agent that is a member of
+    DEMO_ORG with reports:read and reports:write (it may still only read: a route's rule)."""
     return {
-        "demo-reports": Client("demo-reports-secret", frozenset({"read:reports"})),
-        "demo-basic": Client("demo-basic-secret", frozenset({"read:profile"})),
+        "c_demo_reports": Client("demo-reports-secret", frozenset({"read:reports"})),
+        "c_demo_basic": Client("demo-basic-secret", frozenset({"read:profile"})),
+        "agt_demo_reader": Client(
+            "demo-agent-secret",
+            frozenset({"read:reports"}),
+            (organization(DEMO_ORG, "member", "reports:read", "reports:write"),),
+        ),
     }
 
 
@@ -115,24 +142,55 @@ class FakeIssuer:
         self, form: dict[str, list[str]], authorization: str | None, dpop: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         """The token endpoint's logic: (status, JSON body), RFC 6749 §4.4 and §5.2. With a
-        DPoP proof (RFC 9449 §5), the token is bound to the proof's key (cnf.jkt)."""
+        DPoP proof (RFC 9449 §5), the token is bound to the proof's key (cnf.jkt). An agent's
+        token carries its memberships, or (local only) the `organizations` the form asks for;
+        PERSON_GRANT mints a person's token (see the module's docstring)."""
         client_id, secret = _basic_credentials(authorization)
         if any(len(values) > 1 for values in form.values()):
             return 400, _oauth_error("invalid_request", "repeated parameter")
-        grant = form.get("grant_type", [None])[0]
+        field = {name: values[0] for name, values in form.items()}
+        grant = field.get("grant_type")
         if grant is None:
             return 400, _oauth_error("invalid_request", "grant_type is required")
         client = self.clients.get(client_id or "")
-        if client is None or secret is None or secret != client.secret:
+        authenticated = client is not None and secret is not None and secret == client.secret
+        if grant == PERSON_GRANT and client_id is None:
+            client_id, authenticated = DEFAULT_APP, True  # the app the person signed in to
+        if not authenticated or client_id is None:
             return 401, _oauth_error("invalid_client", "client authentication failed")
-        if grant != "client_credentials":
+        if grant not in ("client_credentials", PERSON_GRANT):
             return 400, _oauth_error("unsupported_grant_type", f"{grant} is not supported")
-        requested = form.get("scope", [None])[0]
-        wanted = set(requested.split()) if requested is not None else set(client.scopes)
-        wanted.discard("openid")  # client_credentials issues no ID token, so never openid
-        refused = sorted(wanted - client.scopes)
-        if refused:
-            return 400, _oauth_error("invalid_scope", f"not allowed: {' '.join(refused)}")
+        try:
+            organizations = _memberships(field.get("organizations"))
+        except ValueError as problem:
+            return 400, _oauth_error("invalid_request", str(problem))
+        if grant == PERSON_GRANT:
+            sub = field.get("sub", DEFAULT_PERSON)
+            if not sub.startswith(PERSON_PREFIX) or len(sub) == len(PERSON_PREFIX):
+                return 400, _oauth_error("invalid_request", "a person's sub starts with usr_")
+            wanted = set(field.get("scope", "openid").split())  # a login asks for openid
+            who: dict[str, Any] = {
+                "sub": sub,
+                "dat": {"type": "identity"},
+                "sid": f"s_{secrets.token_hex(8)}",
+                "organizations": organizations or [],
+            }
+        else:
+            assert client is not None
+            requested = field.get("scope")
+            wanted = set(requested.split()) if requested is not None else set(client.scopes)
+            wanted.discard("openid")  # client_credentials issues no ID token, so never openid
+            refused = sorted(wanted - client.scopes)
+            if refused:
+                return 400, _oauth_error("invalid_scope", f"not allowed: {' '.join(refused)}")
+            who = {"sub": client_id}
+            if client_id.startswith(AGENT_PREFIX):
+                held = list(client.organizations)
+                who |= {"dat": {"type": "agent"}, "organizations": organizations or held}
+            elif organizations is not None:
+                return 400, _oauth_error(
+                    "invalid_request", "an M2M client holds no memberships: people and agents do"
+                )
         binding = None
         if dpop is not None:
             try:
@@ -141,7 +199,7 @@ class FakeIssuer:
                 return 400, _oauth_error("invalid_dpop_proof", str(problem))
         now = int(time.time())
         token = self.mint(
-            sub=client_id,
+            **who,
             client_id=client_id,
             scope=" ".join(sorted(wanted)),
             iat=now,
@@ -198,6 +256,31 @@ class _QuietServer(ThreadingHTTPServer):
         # A client that gave up (the Worker's fetch timeout) is expected here, not a failure.
         if not isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
             super().handle_error(request, client_address)
+
+
+def _memberships(raw: str | None) -> list[dict[str, Any]] | None:
+    """The `organizations` form parameter (local only): a JSON array of {"id", "scopes"}, as
+    AuthPI's claim, each made whole by the token factory's organization(); ValueError if not."""
+    if raw is None:
+        return None
+    try:
+        asked = json.loads(raw)
+    except ValueError:
+        raise ValueError("organizations is not JSON") from None
+    if not isinstance(asked, list) or len(asked) > MAX_MEMBERSHIPS:
+        raise ValueError(f"organizations is a JSON array of at most {MAX_MEMBERSHIPS} entries")
+    found = []
+    for entry in asked:
+        org_id = entry.get("id") if isinstance(entry, dict) else None
+        scopes = entry.get("scopes") if isinstance(entry, dict) else None
+        if not isinstance(org_id, str) or not org_id or not isinstance(scopes, list):
+            raise ValueError('each organization is {"id": "org_…", "scopes": [...]}')
+        if not all(isinstance(scope, str) and scope for scope in scopes):
+            raise ValueError(f"{org_id}: each scope is a non-empty string")
+        found.append(organization(org_id, *scopes))
+    if len({entry["id"] for entry in found}) != len(found):
+        raise ValueError("an organization is listed twice")
+    return found
 
 
 def _oauth_error(code: str, description: str) -> dict[str, Any]:
