@@ -25,6 +25,7 @@ import base64
 import ipaddress
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -90,7 +91,9 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def token_endpoint(issuer: str) -> str:
-    return f"{issuer.rstrip('/')}/token"
+    """{issuer}/token; of an AUTHPI_ISSUER_URL listing several issuers, the first's."""
+    first = re.split(r"[,\s]+", issuer.strip())[0]
+    return f"{first.rstrip('/')}/token"
 
 
 def request_token(

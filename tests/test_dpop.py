@@ -14,6 +14,7 @@ import pytest
 from authpi_worker import Reply
 from authpi_worker.dpop import (
     MAX_JTI_LENGTH,
+    MAX_PROOF_BYTES,
     PROOF_MAX_AGE,
     PROOF_MAX_FUTURE,
     REPLAY_CACHE_PER_KEY,
@@ -33,7 +34,6 @@ from authpi_worker.testing.tokens import (
     unb64url,
 )
 from authpi_worker.testing.tokens import claims as token_claims
-from authpi_worker.tokens import MAX_TOKEN_BYTES
 from tests.conftest import WORKER, Call, Clock, body
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
@@ -156,7 +156,7 @@ HOSTILE: dict[str, tuple[Make, str]] = {
     # A well-formed JWS, as strict as an access token (step 2)
     "not a JWS": (lambda k, t: "not-a-jws", "dpop_malformed"),
     "oversize": (
-        lambda k, t: proof(k, "GET", ME, t, pad="x" * MAX_TOKEN_BYTES),
+        lambda k, t: proof(k, "GET", ME, t, pad="x" * MAX_PROOF_BYTES),  # its own cap: 8 KiB
         "dpop_too_large",
     ),
     "padded base64": (lambda k, t: proof(k, "GET", ME, t).replace(".", "=.", 1), "dpop_malformed"),

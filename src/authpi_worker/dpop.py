@@ -45,6 +45,9 @@ PROOF_MAX_AGE = 300  # seconds a proof's iat may lie in the past (§11.1: a shor
 # ReplayCache) shut that long.
 PROOF_MAX_FUTURE = 5
 MAX_JTI_LENGTH = 256  # a random jti is 22-43 characters; anything longer only fills the cache
+# A proof holds one public key (an RSA-4096 JWK is ~750 characters) and a few claims; unlike an
+# access token it carries no memberships, so it keeps a cap of its own, checked first.
+MAX_PROOF_BYTES = 8192
 # Accepted proofs remembered per isolate, all keys together (each a jti of at most 256
 # characters and its iat). Bounds the memory whatever the traffic.
 REPLAY_CACHE_SIZE = 10_000
@@ -203,7 +206,7 @@ class ProofChecker:
         if "," in proof or " " in proof:  # Headers.get joins repeated fields with ", "
             raise InvalidDpopProof("dpop_proof_repeated", "more than one DPoP proof")
         try:
-            header_b64, payload_b64, signature_b64 = split(proof)
+            header_b64, payload_b64, signature_b64 = split(proof, MAX_PROOF_BYTES)
         except InvalidToken as problem:
             _refuse(problem)
         found = self._key(header_b64, jkt)  # the binding first: no key work for another key

@@ -10,7 +10,6 @@ one that finds a fetch in flight waits for its result in the cache instead of fe
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 import time
@@ -19,12 +18,9 @@ from dataclasses import dataclass
 
 from authpi_worker.errors import InvalidToken, JwksUnavailable
 from authpi_worker.keys import (
-    MAX_JWKS_BYTES,
-    MAX_KEYS,
     InvalidKeySet,
     Key,
     KeySet,
-    parse_jwk,
     parse_jwks,
 )
 from authpi_worker.logs import log_event
@@ -129,11 +125,11 @@ class KeyCache:
             if key is not None:
                 return key
         if self._failing and (self._backing_off(now) or self._in_flight(now)):
-            raise JwksUnavailable(self._retry_after(now))
+            raise JwksUnavailable(self._retry_after())
         if not self._failing and not self._may_refetch(now):
             raise InvalidToken("unknown_kid", "no key for this token")
         if not await self._refresh(BYPASS):
-            raise JwksUnavailable(self._retry_after(self._clock()))
+            raise JwksUnavailable(self._retry_after())
         key = self._usable(now).keys.find(kid, alg)
         if key is None:
             raise InvalidToken("unknown_kid", "no key for this token")
@@ -178,14 +174,15 @@ class KeyCache:
     def _usable(self, now: float) -> Cached:
         cached = self.cached
         if cached is None or now >= cached.expires_at + STALE_IF_ERROR:
-            raise JwksUnavailable(self._retry_after(now))
+            raise JwksUnavailable(self._retry_after())
         return cached
 
     def _backing_off(self, now: float) -> bool:
         return now - self._last_failure < RETRY_AFTER
 
-    def _retry_after(self, now: float) -> int:
-        return max(1, math.ceil(self._last_failure + RETRY_AFTER - now))
+    def _retry_after(self) -> int:
+        """Seconds until the next attempt, from now (not from before a fetch that timed out)."""
+        return max(1, math.ceil(self._last_failure + RETRY_AFTER - self._clock()))
 
     def _may_refetch(self, now: float) -> bool:
         """jose's cooldown, counted from the last attempt so a flood of requests in flight
@@ -203,7 +200,9 @@ class KeyCache:
                 edge = BYPASS
             if fetched.status != 200:
                 raise InvalidKeySet(f"HTTP {fetched.status}")
-            keys = published_keys(fetched.body)
+            # A JWKS document is the issuer's word even with no key we can use: it withdrew them
+            # (the answer to a leaked key), an empty set, not a failure to keep old keys for.
+            keys = parse_jwks(fetched.body)
         except Exception as error:  # timeout, network, HTTP status, bad document, JS error
             return self._failed(error)
         finally:
@@ -234,42 +233,6 @@ class KeyCache:
         detail = str(error) or type(error).__name__
         log_event("jwks_fetch_failed", detail=detail[:200], url=self.url)
         return False
-
-
-def published_keys(body: bytes) -> KeySet:
-    """The key set a 200 answer publishes. A JWKS document within the limits is the issuer's
-    word even when it holds no key we can use: it withdrew them (the answer to a leaked key),
-    so the set is empty, not a failed refresh that stale-if-error would keep the old keys for.
-    A body that is no JWKS document raises InvalidKeySet: that is a failure."""
-    try:
-        return parse_jwks(body)
-    except InvalidKeySet:
-        jwks = _jwks_of(body)
-        if jwks is None:
-            raise
-        return KeySet({}, (), tuple(_unusable(index, jwk) for index, jwk in enumerate(jwks)))
-
-
-def _jwks_of(body: bytes) -> list[object] | None:
-    """The `keys` list of a JSON object within keys.py's size and count limits, or None: a
-    document parse_jwks refuses although it is one only holds no usable key."""
-    if len(body) > MAX_JWKS_BYTES:
-        return None
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
-    jwks = document.get("keys") if isinstance(document, dict) else None
-    return jwks if isinstance(jwks, list) and len(jwks) <= MAX_KEYS else None
-
-
-def _unusable(index: int, jwk: object) -> str:
-    """Why parse_jwks left this JWK out, worded as its skipped notes are."""
-    try:
-        parse_jwk(jwk)
-    except ValueError as problem:
-        return f"key {index}: {problem}"
-    return f"key {index}: duplicate kid"  # a usable key is left out only when its kid is shared
 
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)

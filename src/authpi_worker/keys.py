@@ -107,7 +107,8 @@ class KeySet:
 
 
 def parse_jwks(body: bytes) -> KeySet:
-    """Parse a JWKS document (RFC 7517 §5). Raises InvalidKeySet only for the whole document."""
+    """Parse a JWKS document (RFC 7517 §5). Raises InvalidKeySet only for the whole document:
+    one with no usable key is still the issuer's word (it withdrew them), an empty set."""
     if len(body) > MAX_JWKS_BYTES:
         raise InvalidKeySet(f"document over {MAX_JWKS_BYTES} bytes")
     try:
@@ -137,8 +138,6 @@ def parse_jwks(body: bytes) -> KeySet:
             by_kid.pop(key.kid, None)
         else:
             by_kid[key.kid] = key
-    if not by_kid and not unnamed:
-        raise InvalidKeySet(f"no usable keys ({len(skipped)} skipped)")
     return KeySet(by_kid, tuple(unnamed), tuple(skipped))
 
 

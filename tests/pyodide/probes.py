@@ -19,8 +19,8 @@ from bench_probes import prime  # the bench's: fill the caches without cryptogra
 import authpi_worker.jwks
 import pyodide
 from authpi_worker.auth import Isolate
-from authpi_worker.jwks import Edge, published_keys
-from authpi_worker.keys import InvalidKeySet, parse_jwk
+from authpi_worker.jwks import Edge
+from authpi_worker.keys import InvalidKeySet, parse_jwk, parse_jwks
 
 
 class Clock:
@@ -112,7 +112,7 @@ def parse_keys(body: str) -> dict[str, Any]:
         except ValueError as refused:
             fates.append(str(refused))
     try:
-        document = f"{len(published_keys(body.encode()).all())} usable keys"
+        document = f"{len(parse_jwks(body.encode()).all())} usable keys"
     except InvalidKeySet as refused:
         document = str(refused)
     return {"keys": fates, "document": document}
