@@ -15,10 +15,11 @@ WRANGLER := $(NODE) node_modules/wrangler/bin/wrangler.js
 # The browser stage's Chromium: Debian's package, or CHROMIUM=/path/to/chrome (any Chrome/Chromium).
 CHROMIUM := $(or $(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help install lint test test-python test-pyodide test-bundle test-browser check-chromium demo dev bench load lock clean
+.PHONY: help install lint test test-python test-pyodide test-bundle test-browser check-chromium demo demo-fastapi dev bench load lock clean
 
 help:
 	@echo "make demo   - run the Worker locally against a fake issuer and print the 401/403/200 matrix"
+	@echo "make demo-fastapi - the same matrix against the FastAPI example (examples/fastapi, uvicorn)"
 	@echo "make dev    - the same two servers in the foreground, with ready-to-paste tokens"
 	@echo "make test   - ruff, mypy, jactionlint, pytest, the Pyodide stage and the deploy-bundle check"
 	@echo "make test-browser - CORS in a real headless Chromium (apt-get install chromium, or set CHROMIUM)"
@@ -71,6 +72,9 @@ test-browser: check-chromium install
 
 demo: install
 	PYTHONPATH=src $(PY) -m scripts.demo
+
+demo-fastapi: install
+	PYTHONPATH=src $(PY) -m scripts.demo --fastapi
 
 dev: install
 	PYTHONPATH=src $(PY) -m scripts.demo --dev
