@@ -3,9 +3,9 @@
 The example's app (examples/fastapi/src/api.py) serves the main Worker's routes; each request
 here goes to it (in-process, httpx.ASGITransport) and to the core (`dispatch` with src/app.py's
 routes), and the two answers must be equal: status, body, headers (but Content-Length, which
-the core leaves to the runtime) and log lines. The hostile tokens and proofs are the core's own
-table (tests/hostile.py). The JWKS comes over real HTTP from the fake issuer, through the
-integration's stdlib fetcher.
+the core leaves to the runtime) and log lines (tests/support/asgi.py). The hostile tokens and
+proofs are the core's own table (tests/hostile.py). The JWKS comes over real HTTP from the fake
+issuer, through the integration's stdlib fetcher.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations of the routes made
@@ -13,7 +13,6 @@ integration's stdlib fetcher.
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -24,36 +23,18 @@ from fastapi import Depends, FastAPI, HTTPException, Security
 
 import api
 import authpi_worker.starlette
-from authpi_worker import Isolate, Reply
+from authpi_worker import Isolate
 from authpi_worker.fastapi import BEARER, CLIENT_CREDENTIALS, AuthPI, Claims
 from authpi_worker.starlette import urllib_fetch
 from authpi_worker.testing import caller, make_key, organization, proof
 from authpi_worker.testing.dpop import jkt
 from tests.conftest import WORKER, Call, Clock
 from tests.hostile import HOSTILE_PROOFS, HOSTILE_TOKENS, ME, Keys
+from tests.support.asgi import MATRIX, Both, asgi_client, matrix
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
 
 INVALID = 'Bearer error="invalid_token"'
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What both sides must agree on."""
-
-    status: int
-    body: str
-    headers: dict[str, str]
-    events: list[dict[str, Any]]
-
-
-def of_reply(reply: Reply, events: list[dict[str, Any]]) -> Answer:
-    return Answer(reply.status, reply.body, reply.headers, events)
-
-
-def of_response(response: httpx.Response, events: list[dict[str, Any]]) -> Answer:
-    headers = {k: v for k, v in response.headers.items() if k != "content-length"}
-    return Answer(response.status_code, response.text, headers, events)
 
 
 @pytest.fixture
@@ -67,57 +48,10 @@ def auth(env: dict[str, object], clock: Clock) -> Iterator[AuthPI]:
     api.auth.env, api.auth.isolate = saved
 
 
-async def _client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=WORKER) as client:
-        yield client
-
-
 @pytest.fixture
 async def client(auth: AuthPI) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(api.app):
+    async for client in asgi_client(api.app):
         yield client
-
-
-class Both:
-    """One request to the FastAPI example and to the core; both answers."""
-
-    def __init__(self, call: Call, client: httpx.AsyncClient) -> None:
-        self.call, self.client = call, client
-
-    async def __call__(
-        self,
-        path: str,
-        token: str | None = None,
-        *,
-        authorization: str | None = None,
-        method: str = "GET",
-        dpop: str | None = None,
-        origin: str | None = None,
-        preflight: str | None = None,
-    ) -> tuple[Answer, Answer]:
-        header = authorization if authorization is not None else token and f"Bearer {token}"
-        fields = {
-            "authorization": header,
-            "dpop": dpop,
-            "origin": origin,
-            "access-control-request-method": preflight,
-        }
-        headers = {k: v for k, v in fields.items() if v is not None}
-        with logged() as events:
-            response = await self.client.request(method, path, headers=headers)
-        ours = of_response(response, events)
-        with logged() as events:
-            reply = await self.call(
-                path,
-                token,
-                authorization=authorization,
-                method=method,
-                dpop=dpop,
-                origin=origin,
-                preflight=preflight,
-            )
-        return ours, of_reply(reply, events)
 
 
 @pytest.fixture
@@ -128,39 +62,9 @@ def both(call: Call, client: httpx.AsyncClient) -> Both:
 # --- The quickstart's matrix and the routing answers ---------------------------------------
 
 
-def _requests(issuer: FakeIssuer) -> dict[str, tuple[str, dict[str, Any]]]:
-    valid, unscoped = issuer.mint(sub="client_a"), issuer.mint(scope="read:profile")
-    return {
-        "root": ("/", {}),
-        "root HEAD": ("/", {"method": "HEAD"}),
-        "root POST is 405": ("/", {"method": "POST"}),
-        "me without a token": ("/me", {}),
-        "me with Basic": ("/me", {"authorization": "Basic ZGVtbzpzZWNyZXQ="}),
-        "me with an empty Bearer": ("/me", {"authorization": "Bearer"}),
-        "me": ("/me", {"token": valid}),
-        "me HEAD": ("/me", {"token": valid, "method": "HEAD"}),
-        "me without a scope claim": ("/me", {"token": issuer.mint(scope=None)}),
-        "me with a list scope": ("/me", {"token": issuer.mint(scope=["read:reports"])}),
-        "reports": ("/reports", {"token": valid}),
-        "reports without the scope": ("/reports", {"token": unscoped}),
-        "reports with an expired unscoped token": ("/reports", {"token": issuer.mint(exp=1)}),
-        "unknown path without a token": ("/admin", {}),
-        "unknown path": ("/admin", {"token": valid}),
-        "DELETE me without a token": ("/me", {"method": "DELETE"}),
-        "DELETE me": ("/me", {"token": valid, "method": "DELETE"}),
-        "OPTIONS me without CORS": ("/me", {"method": "OPTIONS", "preflight": "GET"}),
-        "metadata": ("/.well-known/oauth-protected-resource", {}),
-        "metadata POST": ("/.well-known/oauth-protected-resource", {"method": "POST"}),
-        "metadata path-suffixed, not ours": ("/.well-known/oauth-protected-resource/x", {}),
-    }
-
-
-REQUESTS = list(_requests(FakeIssuer()))
-
-
-@pytest.mark.parametrize("name", REQUESTS)
+@pytest.mark.parametrize("name", MATRIX)
 async def test_each_answer_equals_the_cores(both: Both, issuer: FakeIssuer, name: str) -> None:
-    path, options = _requests(issuer)[name]
+    path, options = matrix(issuer)[name]
     ours, core = await both(path, **options)
     assert ours == core
 
@@ -372,7 +276,7 @@ def own(env: dict[str, object], clock: Clock) -> AuthPI:
 
 @pytest.fixture
 async def own_client(own: AuthPI) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(_own_app(own)):
+    async for client in asgi_client(_own_app(own)):
         yield client
 
 
@@ -505,7 +409,7 @@ async def test_on_workers_the_variables_are_read_from_the_env_in_the_scope(
 ) -> None:
     auth.env = None
     workers_env = SimpleNamespace(**env, AUTHPI_DPOP=True)  # not a string: as if unset
-    async for client in _client(_with_env(api.app, workers_env)):
+    async for client in asgi_client(_with_env(api.app, workers_env)):
         ok = await client.get("/me", headers={"authorization": f"Bearer {issuer.mint()}"})
         assert ok.status_code == 200
         del workers_env.AUTHPI_ISSUER_URL
@@ -519,7 +423,7 @@ async def test_on_a_cpython_server_the_variables_come_from_the_process(
     auth.env = None
     for name, value in env.items():
         monkeypatch.setenv(name, str(value))
-    async for client in _client(api.app):
+    async for client in asgi_client(api.app):
         response = await client.get("/me", headers={"authorization": f"Bearer {issuer.mint()}"})
         assert response.status_code == 200
 
