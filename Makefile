@@ -55,7 +55,7 @@ test-bundle: install
 	$(PY) -m scripts.check_bundle $(WRANGLER)
 
 test-pyodide: install
-	NODE=$(NODE) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py
+	NODE=$(NODE) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py tests/pyodide/asgi_stage.py
 
 test: lint test-python test-pyodide test-bundle
 

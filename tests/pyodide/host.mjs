@@ -186,9 +186,9 @@ export async function bootWorker(manifest, onOutput) {
 export const call = (fn, ...args) =>
   fn.callWithOptions({ relaxed: false, promising: true }, ...args);
 
-/** A JS Request as the Worker receives one; headers as [name, value] pairs. */
-export function workerRequest(url, method, headers) {
-  return new Request(url, { method, headers: new Headers(headers) });
+/** A JS Request as the Worker receives one; headers as [name, value] pairs; a body if given. */
+export function workerRequest(url, method, headers, body) {
+  return new Request(url, { method, headers: new Headers(headers), body: body ?? null });
 }
 
 /**

@@ -27,11 +27,13 @@ const output = []; // Python's stdout and stderr lines since the last reply
 const started = performance.now();
 const worker = await bootWorker(manifest, (line) => output.push(line));
 const bootFetches = takeFetches();
-const probes = worker.pyodide.pyimport("probes");
+// The stage's own Python beside the Worker: probes.py, or the manifest's (the ASGI stage's).
+const probes = worker.pyodide.pyimport(manifest.probesModule ?? "probes");
 
 // --- Commands. ---
-async function fetchCommand({ url, method, headers, env }) {
-  return describeResponse(await workerFetch(worker, workerRequest(url, method, headers), env));
+async function fetchCommand({ url, method, headers, env, body }) {
+  const request = workerRequest(url, method, headers, body);
+  return describeResponse(await workerFetch(worker, request, env));
 }
 
 async function probe({ name, args }) {
