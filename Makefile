@@ -53,6 +53,7 @@ test-python: install
 
 test-bundle: install
 	$(PY) -m scripts.check_bundle $(WRANGLER)
+	PYTHONPATH=src $(PY) -m scripts.check_example_bundle $(WRANGLER)
 
 test-pyodide: install
 	NODE=$(NODE) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py tests/pyodide/asgi_stage.py
