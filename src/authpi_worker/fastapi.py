@@ -14,9 +14,9 @@
 The verdicts are the core's (authpi_worker.starlette, which this builds on): 401 for a missing
 or bad token, 403 for a missing scope only once the token is valid, DPoP with the request's
 method and full URL. OpenAPI gets two security schemes: an HTTP bearer scheme (Swagger UI's
-Authorize takes a pasted token) and an OAuth2 client-credentials flow whose tokenUrl,
-`{issuer}/token`, is filled in when /openapi.json is served (on Workers the issuer is known
-only from the request's env).
+Authorize takes a pasted token), which the dependencies themselves are to FastAPI, and an
+OAuth2 client-credentials flow added when /openapi.json is served, with its tokenUrl
+`{issuer}/token` (on Workers the issuer is known only from the request's env).
 """
 
 from __future__ import annotations
@@ -27,13 +27,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
-from fastapi.openapi.models import OAuth2 as OAuth2Model
-from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
-from fastapi.openapi.models import SecurityBase as SecurityBaseModel
 from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
@@ -67,20 +64,29 @@ CLIENT_CREDENTIALS_HELP = (
 Dependency = Callable[..., Awaitable[Claims]]
 
 
-class Scheme(SecurityBase):
-    """An OpenAPI security scheme and nothing else: the dependency that verifies reads the
-    headers itself (FastAPI's own schemes would refuse with 403, or 401 without our challenge)."""
+class Verified(SecurityBase):
+    """A dependency returning the verified claims that meet its requirement and every scope
+    of its SecurityScopes; to FastAPI, also the bearer security scheme it writes into OpenAPI
+    (Swagger UI's Authorize). It reads the headers itself: FastAPI's own HTTPBearer would
+    refuse with 403, or with 401 but not our challenge. One dependency, not a tree: each level
+    of FastAPI's resolution costs more than the cached verification."""
 
-    def __init__(self, model: SecurityBaseModel, scheme_name: str) -> None:
-        self.model = model
-        self.scheme_name = scheme_name
+    model = HTTPBearerModel(bearerFormat="JWT", description=BEARER_HELP)
+    scheme_name = BEARER
 
-    async def __call__(self) -> None:
-        return None
+    def __init__(self, auth: StarletteAuthPI, fixed: Requirement) -> None:
+        self._auth = auth
+        self._fixed = fixed
+        self._by_scopes: dict[tuple[str, ...], Requirement | None] = {}
+        setattr(self, PROTECTED, fixed)
 
-
-async def _no_scheme() -> None:
-    return None
+    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> Claims:
+        key = tuple(security_scopes.scopes)
+        try:
+            needed = self._by_scopes[key]
+        except KeyError:
+            needed = self._by_scopes[key] = _with_scopes(self._fixed, key)
+        return await self._auth.verify(request, needed)
 
 
 class AuthPI(StarletteAuthPI):
@@ -96,15 +102,7 @@ class AuthPI(StarletteAuthPI):
         client_credentials: bool = True,
     ) -> None:
         super().__init__(env=env, fetch=fetch or fetch_jwks, clock=clock)
-        self.bearer = Scheme(HTTPBearerModel(bearerFormat="JWT", description=BEARER_HELP), BEARER)
-        flows = OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_PATH))
-        self.client_credentials = (
-            Scheme(
-                OAuth2Model(flows=flows, description=CLIENT_CREDENTIALS_HELP), CLIENT_CREDENTIALS
-            )
-            if client_credentials
-            else None
-        )
+        self.client_credentials = client_credentials
         self._documents: dict[tuple[str | None, str], bytes] = {}
         # The dependency for any valid token; Security(auth.claims, scopes=[...]) adds scopes.
         self.claims: Dependency = self.require()
@@ -125,29 +123,17 @@ class AuthPI(StarletteAuthPI):
                 scope, any_scopes=any_scopes, all_scopes=all_scopes, org=org, callers=callers
             )
         )
-        shown = [s for s in fixed.scopes if s not in fixed.any_scopes]  # all of them needed
-        by_scopes: dict[tuple[str, ...], Requirement | None] = {}
-        flow = (
-            Security(self.client_credentials, scopes=shown)
-            if self.client_credentials is not None
-            else Depends(_no_scheme)
-        )
+        verified = Verified(self, fixed)
+        shown = [s for s in fixed.scopes if s not in fixed.any_scopes]  # each one needed
+        if not shown:
+            return verified
 
-        async def verified(
-            request: Request,
-            security_scopes: SecurityScopes,
-            _bearer: None = Security(self.bearer, scopes=shown),
-            _client_credentials: None = flow,
-        ) -> Claims:
-            key = tuple(security_scopes.scopes)
-            try:
-                needed = by_scopes[key]
-            except KeyError:
-                needed = by_scopes[key] = _with_scopes(fixed, key)
-            return await self.verify(request, needed)
+        # Token scopes the requirement names: shown in OpenAPI through Security's scopes.
+        async def scoped(claims: Claims = Security(verified, scopes=shown)) -> Claims:  # noqa: B008
+            return claims
 
-        setattr(verified, PROTECTED, fixed)
-        return verified
+        setattr(scoped, PROTECTED, fixed)
+        return scoped
 
     def protects(self, route: BaseRoute) -> bool:
         if isinstance(route, APIRoute):
@@ -199,8 +185,8 @@ class AuthPI(StarletteAuthPI):
             servers = schema.get("servers", [])
             if root_path not in {s.get("url") for s in servers}:
                 schema["servers"] = [{"url": root_path}, *servers]
-        if self.client_credentials is not None:
-            _fill_flow(schema, issuer)
+        if self.client_credentials and issuer is not None:
+            _add_flow(schema, issuer)
         body = json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode()
         if len(self._documents) < MAX_DOCUMENTS:
             self._documents[key] = body
@@ -233,34 +219,34 @@ def _security_scopes(dependant: Dependant, parent: list[str]) -> set[str]:
     return found
 
 
-def _fill_flow(schema: dict[str, Any], issuer: str | None) -> None:
-    """The client-credentials flow's tokenUrl ({issuer}/token) and scopes (every scope an
-    operation asks of it); without an issuer, the flow and its requirements are left out."""
+def _add_flow(schema: dict[str, Any], issuer: str) -> None:
+    """The OAuth2 client-credentials flow (tokenUrl {issuer}/token, the scopes operations ask)
+    beside the bearer scheme: an alternative wherever the bearer scheme is required."""
     schemes = schema.get("components", {}).get("securitySchemes", {})
-    flow = schemes.get(CLIENT_CREDENTIALS)
-    if flow is None:
+    if BEARER not in schemes:
         return
     operations = [
         operation
         for path in schema.get("paths", {}).values()
         for operation in path.values()
-        if isinstance(operation, dict)
+        if isinstance(operation, dict) and "security" in operation
     ]
-    if issuer is None:
-        del schemes[CLIENT_CREDENTIALS]
-        for operation in operations:
-            kept = [r for r in operation.get("security", ()) if CLIENT_CREDENTIALS not in r]
-            if "security" in operation:
-                operation["security"] = kept
-        return
-    scopes = sorted(
-        {
-            scope
-            for operation in operations
-            for needed in operation.get("security", ())
-            for scope in needed.get(CLIENT_CREDENTIALS, ())
-        }
-    )
-    credentials = flow["flows"]["clientCredentials"]
-    credentials["tokenUrl"] = issuer.rstrip("/") + TOKEN_PATH
-    credentials["scopes"] = {scope: scope for scope in scopes}
+    scopes: set[str] = set()
+    for operation in operations:
+        alternatives = []
+        for needed in operation["security"]:
+            alternatives.append(needed)
+            if BEARER in needed:
+                alternatives.append({CLIENT_CREDENTIALS: needed[BEARER]})
+                scopes.update(needed[BEARER])
+        operation["security"] = alternatives
+    schemes[CLIENT_CREDENTIALS] = {
+        "type": "oauth2",
+        "description": CLIENT_CREDENTIALS_HELP,
+        "flows": {
+            "clientCredentials": {
+                "tokenUrl": issuer.rstrip("/") + TOKEN_PATH,
+                "scopes": {scope: scope for scope in sorted(scopes)},
+            }
+        },
+    }

@@ -7,7 +7,7 @@ servers: the core's verdicts, sent as Starlette responses.
   carrying the core's ready refusal (401, 403, 500, 503), which `install`'s handler sends as is.
 - `auth.protect(...)`: a decorator making `handler(request, claims)` a protected endpoint.
 - `auth.install(app)`: CORS (Starlette's CORSMiddleware, built per value of
-  CORS_ALLOWED_ORIGINS), the RFC 9728 metadata route, HEAD for GET routes, `no-store` on every
+  CORS_ALLOWED_ORIGINS), the RFC 9728 metadata, HEAD for GET routes, `no-store` on every
   answer that read a token, and the core's JSON 404 / 405 / 500.
 
 The variables come from `env=` if given, else the Worker's env (workers.asgi puts it in
@@ -33,14 +33,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Beyond the core's public API (listed in docs/fastapi.md, "What it takes from the core"): the
 # core's own refusal writer and metadata, so that these answers are the main Worker's, byte
 # for byte, and the CORS policy's constants.
 from authpi_worker import Claims, Fetched, Isolate, Reply, Requirement, json_reply, requirement
-from authpi_worker.auth import rejected
+from authpi_worker.auth import Site, rejected
 from authpi_worker.authorization import CallerKind, OrgPermission
 from authpi_worker.config import Lookup
 from authpi_worker.cors import CORS_MAX_AGE, CORS_REFUSED, EXPOSE_HEADERS
@@ -69,6 +69,7 @@ MAX_CORS_POLICIES = 16  # CORS middlewares kept by value; one in production (a d
 # Allow's order (the main Worker's, which lists a route table's methods as declared).
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
+WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
 # A Host header as browsers and curl send it; anything else is replaced by the server address.
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 PROTECTED = "__authpi__"  # the attribute marking an endpoint or a dependency as protected
@@ -311,20 +312,15 @@ class AuthPI:
     # --- install ---------------------------------------------------------------------------
 
     def install(self, app: Any) -> None:
-        """CORS, the metadata route, HEAD, no-store and the JSON 404/405/500 on a Starlette (or
-        FastAPI) app. Call it once, before the app serves."""
+        """CORS, the metadata, HEAD, no-store and the JSON 404/405/500 on a Starlette (or
+        FastAPI) app, in one middleware and four exception handlers. Call it once, before the
+        app serves."""
         routes: list[BaseRoute] = app.router.routes
-        metadata = [
-            Route(WELL_KNOWN, self._metadata, methods=["GET"]),
-            Route(WELL_KNOWN + "/{suffix:path}", self._metadata, methods=["GET"]),
-        ]
-        routes[0:0] = metadata  # before any catch-all of the app's own
         app.add_exception_handler(Refused, self._refused)
         app.add_exception_handler(404, self._not_found)
         app.add_exception_handler(405, self._not_allowed)
         app.add_exception_handler(Exception, self._internal_error)
-        app.add_middleware(_Edge)
-        app.add_middleware(_LazyCors, auth=self, routes=routes)  # outermost: preflights first
+        app.add_middleware(_Edge, auth=self, routes=routes)
 
     async def _refused(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
@@ -373,21 +369,27 @@ class AuthPI:
             json_reply({"error": "internal_error"}, 500, {"cache-control": "no-store"})
         )
 
-    async def _metadata(self, request: Request) -> Response:
+    def metadata(self, scope: Scope, routes: Sequence[BaseRoute]) -> Response | None:
         """The RFC 9728 document at the well-known path (and the path-suffixed one when
-        AUTHPI_RESOURCE has a path), as the main Worker serves it."""
-        scope = request.scope
+        AUTHPI_RESOURCE has a path), as the main Worker serves it; None for any other path
+        (then the app's routes, and for no route, a token before the 404)."""
+        path = _path(scope)
+        if path != WELL_KNOWN and not path.startswith(WELL_KNOWN_PREFIX):
+            return None
         url = request_url(scope, credentials(scope)[2])
         try:
             settings = self.isolate.site(self.variables(scope)).checked().settings
         except ServerMisconfigured as problem:
-            return response_of(rejected(problem, None, url, _path(scope)))
-        if _path(scope) not in metadata_paths(settings):
-            return await self._unknown(request)
+            return response_of(rejected(problem, None, url, path))
+        if path not in metadata_paths(settings):
+            return None
+        if scope["method"] != "GET":  # HEAD arrives as GET (see _Edge)
+            reply = json_reply({"error": "method_not_allowed"}, 405, {"allow": "GET, HEAD"})
+            return response_of(reply)
         resource = resource_of(settings, url)
         if resource is None:  # a request URL that is no plain origin
             return response_of(json_reply({"error": "not_found"}, 404))
-        body = document(settings, resource, self.scopes(request.app.router.routes))
+        body = document(settings, resource, self.scopes(routes))
         return response_of(json_reply(body, 200, METADATA_CACHE))
 
 
@@ -405,7 +407,7 @@ def allowed_methods(routes: Iterable[BaseRoute]) -> list[str]:
 # --- Middleware -----------------------------------------------------------------------------
 
 
-def _edited(headers: list[tuple[bytes, bytes]], touched: bool) -> list[tuple[bytes, bytes]]:
+def _edited(headers: Iterable[tuple[bytes, bytes]], touched: bool) -> list[tuple[bytes, bytes]]:
     """no-store when the answer read a token; nosniff on JSON, as every core JSON answer."""
     json_body = False
     sniff = True
@@ -426,36 +428,12 @@ def _edited(headers: list[tuple[bytes, bytes]], touched: bool) -> list[tuple[byt
 
 
 class _Edge:
-    """Inside CORS, around the app: HEAD served as GET without a body; `no-store` on every
-    answer that depends on the token (a shared cache must not keep it); nosniff on JSON."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        head = scope["method"] == "HEAD"
-        if head:
-            scope = {**scope, "method": "GET", HEAD: True}
-
-        async def edge_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state = scope.get("state")
-                touched = state is not None and STATE in state
-                message = {**message, "headers": _edited(list(message.get("headers", ())), touched)}
-            elif head and message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
-
-        await self.app(scope, receive, edge_send)
-
-
-class _LazyCors:
-    """Starlette's CORSMiddleware for the value CORS_ALLOWED_ORIGINS has in this request (on
-    Workers it is known only then), built once per value. Its preflight answers are written as
-    the main Worker's: 204, or 403 JSON for an origin not allowed, logged."""
+    """The one middleware install adds, outermost: CORS (Starlette's CORSMiddleware for the
+    value CORS_ALLOWED_ORIGINS has in this request, built once per value: on Workers it is
+    known only then; preflights answered as the main Worker answers them: 204, or 403 JSON for
+    an origin not allowed, logged), then around the app: HEAD served as GET without a body,
+    `no-store` on every answer that depends on the token (a shared cache must not keep it),
+    nosniff on JSON. One layer, not two: each costs every request."""
 
     def __init__(self, app: ASGIApp, auth: AuthPI, routes: Sequence[BaseRoute]) -> None:
         self.app = app
@@ -468,31 +446,46 @@ class _LazyCors:
             await self.app(scope, receive, send)
             return
         site = self.auth.isolate.site(self.auth.variables(scope))
+        if scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                answer = self._preflight(site, headers, scope)
+                if answer is not None:
+                    await answer(scope, receive, send)
+                    return
         origins = site.cors.origins
-        headers = Headers(scope=scope)
-        preflight = (
-            scope["method"] == "OPTIONS"
-            and "origin" in headers
-            and "access-control-request-method" in headers
-        )
-        if preflight and site.cors_misconfigured is not None:
-            url = request_url(scope, headers.get("host"))
-            await response_of(rejected(site.cors_misconfigured, None, url, _path(scope)))(
-                scope, receive, send
-            )
-            return
         if not origins:
-            await self.app(scope, receive, send)
+            await self.around(scope, receive, send)
             return
         policy = self.policies.get(origins) or self._policy(origins)
-        if preflight:
-            await self._preflight(policy, headers, scope)(scope, receive, send)
-            return
         await policy(scope, receive, _vary_origin(send))
+
+    async def around(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The metadata, or the app, with HEAD, no-store and nosniff."""
+        head = scope["method"] == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET", HEAD: True}
+        answer = None
+        if scope["path"].startswith(WELL_KNOWN):  # cheap: most requests stop here
+            answer = self.auth.metadata(scope, self.routes)
+
+        async def edge_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = scope.get("state")
+                touched = state is not None and STATE in state
+                message = {**message, "headers": _edited(message.get("headers", ()), touched)}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        if answer is not None:
+            await answer(scope, receive, edge_send)
+            return
+        await self.app(scope, receive, edge_send)
 
     def _policy(self, origins: frozenset[str]) -> CORSMiddleware:
         policy = CORSMiddleware(
-            self.app,
+            self.around,
             allow_origins=sorted(origins),
             allow_methods=allowed_methods(self.routes),
             allow_headers=ALLOW_HEADERS,
@@ -503,7 +496,16 @@ class _LazyCors:
             self.policies[origins] = policy
         return policy
 
-    def _preflight(self, policy: CORSMiddleware, headers: Headers, scope: Scope) -> Response:
+    def _preflight(self, site: Site, headers: Headers, scope: Scope) -> Response | None:
+        """A preflight's answer, before any authentication (500 while the CORS variable is
+        unusable, as in the core); None without CORS: then an OPTIONS like any other."""
+        if site.cors_misconfigured is not None:
+            url = request_url(scope, headers.get("host"))
+            return response_of(rejected(site.cors_misconfigured, None, url, _path(scope)))
+        origins = site.cors.origins
+        if not origins:
+            return None
+        policy = self.policies.get(origins) or self._policy(origins)
         answer = policy.preflight_response(request_headers=headers)
         if answer.status_code == 200:
             kept = {k: v for k, v in answer.headers.items() if k not in _BODY_HEADERS}
