@@ -47,7 +47,7 @@ from authpi_worker.keys import parse_jwk, thumbprint
 from authpi_worker.testing.dpop import jkt, proof, public_jwk
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import AUDIENCE, header, mint, unb64url
-from scripts import bench_pyodide
+from scripts import bench_asgi, bench_pyodide
 from scripts.bench_child import BenchError, NodeChild, Timing
 from scripts.bench_pyodide import PyodideBench
 from tests.pyodide import host
@@ -627,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     start = CpuUse.now()
     try:
         samples, results = asyncio.run(bench(args.node, args.rounds, args.batch))
+        asgi = bench_asgi.rows(args.node, args.rounds)  # issue 16's rows, after the others
+        results["asgi"] = {"wall_us": asgi["wall"], "cpu_us": asgi["cpu"]}
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
@@ -635,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2) + "\n")
     wall, cpu = summarize(samples), summarize(samples, cpu=True)
     print(report(wall, cpu, results, args.rounds, args.batch))
+    print("\n" + "\n".join(bench_asgi.report(asgi, args.rounds)))
     print(machine_note(start, CpuUse.now()))
     shown = out.relative_to(PROJECT) if out.is_relative_to(PROJECT) else out
     print(f"\nwrote {shown} in {time.perf_counter() - start.wall:.0f} s")
