@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from authpi_worker import Isolate
+from authpi_worker import Isolate, Reply
 from authpi_worker.authorization import caller_kind, membership_scopes
 from authpi_worker.jwks import COOLDOWN
 from authpi_worker.starlette import AuthPI
@@ -121,7 +121,7 @@ async def test_its_tokens_verify_for_real_and_a_rotation_is_followed() -> None:
         result = await isolate.authenticate(
             env.get, f"Bearer {token}", method="GET", url="https://api.example.com/me"
         )
-        return 200 if isinstance(result, dict) else result.status
+        return result.status if isinstance(result, Reply) else 200
 
     assert await status(issuer.token()) == 200
     other = Issuer(keys=[make_key("ES256", issuer.signer.kid)])  # same kid, another key

@@ -56,8 +56,10 @@ from authpi_worker.metadata import (
 )
 
 ENV = "env"  # where workers.asgi puts the Worker's env in the ASGI scope
-# request.state's entry (scope["state"]): None once the token was read (the answer depends on
-# it), then (claims, scheme) once verified, so that several dependencies verify it once.
+# The request's own entry in its ASGI scope: None once the token was read (the answer depends
+# on it), then (claims, scheme) once verified, so that several dependencies verify it once.
+# Not in scope["state"] (request.state): that dict starts as a copy of the lifespan state,
+# and a server that failed to copy it would share one request's claims with the next.
 STATE = "authpi_worker"
 HEAD = "authpi_worker.head"  # a scope key: this GET is a HEAD, its body is dropped
 FETCH_TIMEOUT = 5  # seconds urllib may take: the key cache gives up after as long (jose's)
@@ -228,11 +230,10 @@ class AuthPI:
         The token (and DPoP proof) is verified once per request; a second call with another
         requirement only checks that one against the same claims."""
         scope = request.scope
-        state: dict[str, Any] = scope.setdefault("state", {})
-        found = state.get(STATE)
+        found = scope.get(STATE)
         if found is not None:
             return self._authorize(scope, found, needed)
-        state[STATE] = None  # from here the answer depends on the token: no-store
+        scope[STATE] = None  # from here the answer depends on the token: no-store
         authorization, dpop, host = credentials(scope)
         url = request_url(scope, host)
         var = self.variables(scope)
@@ -250,7 +251,7 @@ class AuthPI:
         )
         if isinstance(result, Reply):
             raise Refused(result)
-        state[STATE] = (result, _scheme(authorization))
+        scope[STATE] = (result, _scheme(authorization))
         return result
 
     def _authorize(
@@ -471,8 +472,7 @@ class _Edge:
 
         async def edge_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                state = scope.get("state")
-                touched = state is not None and STATE in state
+                touched = STATE in scope
                 message = {**message, "headers": _edited(message.get("headers", ()), touched)}
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
