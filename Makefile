@@ -42,8 +42,8 @@ install: $(STAMP) node_modules/.installed
 # jactionlint checks .github/workflows offline, the run: scripts with the shellcheck of .venv (else
 # one on PATH) and inline Python with ruff.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts examples
+	$(VENV)/bin/ruff format --check src tests scripts examples
 	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jactionlint --no-online --ruff=$(VENV)/bin/ruff
 
