@@ -19,8 +19,9 @@ OAuth2 client-credentials flow added when /openapi.json is served, with its toke
 `{issuer}/token` (on Workers the issuer is known only from the request's env).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI before 0.120 cannot resolve the string
+# annotations of a callable instance's __call__ (Verified's), and would take them for query
+# parameters.
 import copy
 import json
 import time
@@ -185,6 +186,7 @@ class AuthPI(StarletteAuthPI):
             servers = schema.get("servers", [])
             if root_path not in {s.get("url") for s in servers}:
                 schema["servers"] = [{"url": root_path}, *servers]
+        _scope_operations(schema, app.routes)
         if self.client_credentials and issuer is not None:
             _add_flow(schema, issuer)
         body = json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode()
@@ -206,17 +208,32 @@ def _uses_authpi(dependant: Dependant) -> bool:
     return any(hasattr(sub.call, PROTECTED) or _uses_authpi(sub) for sub in dependant.dependencies)
 
 
-def _security_scopes(dependant: Dependant, parent: list[str]) -> set[str]:
-    """The scopes Security(..., scopes=) asks of our dependencies, down the tree."""
-    # FastAPI >= 0.120 keeps a dependency's own scopes apart; before, it accumulated them.
+def _security_scopes(dependant: Dependant, parent: list[str]) -> list[str]:
+    """The scopes Security(..., scopes=) asks of our dependencies, down the tree, in order."""
+    # FastAPI 0.163 keeps a dependency's own scopes apart; 0.115 kept them accumulated.
     own = getattr(dependant, "own_oauth_scopes", None) or getattr(
         dependant, "security_scopes", None
     )
-    scopes = [*parent, *(own or ())]
-    found = set(scopes) if hasattr(dependant.call, PROTECTED) else set()
+    scopes = list(dict.fromkeys([*parent, *(own or ())]))
+    found = scopes if hasattr(dependant.call, PROTECTED) else []
     for sub in dependant.dependencies:
-        found |= _security_scopes(sub, scopes)
-    return found
+        found = [*found, *_security_scopes(sub, scopes)]
+    return list(dict.fromkeys(found))
+
+
+def _scope_operations(schema: dict[str, Any], routes: Sequence[BaseRoute]) -> None:
+    """Each operation's bearer requirement lists the scopes its route asks. FastAPI 0.163
+    writes them itself; before, it wrote scopes for OAuth2 schemes only."""
+    paths = schema.get("paths", {})
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        scopes = _security_scopes(route.dependant, [])
+        for method in route.methods or ():
+            operation = paths.get(route.path_format, {}).get(method.lower(), {})
+            for needed in operation.get("security", ()):
+                if BEARER in needed:
+                    needed[BEARER] = scopes
 
 
 def _add_flow(schema: dict[str, Any], issuer: str) -> None:
