@@ -15,10 +15,11 @@ WRANGLER := $(NODE) node_modules/wrangler/bin/wrangler.js
 # The browser stage's Chromium: Debian's package, or CHROMIUM=/path/to/chrome (any Chrome/Chromium).
 CHROMIUM := $(or $(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help install lint test test-python test-pyodide test-bundle test-browser check-chromium demo dev bench load lock dist clean
+.PHONY: help install lint test test-python test-pyodide test-bundle test-browser check-chromium demo demo-fastapi dev bench load lock dist clean
 
 help:
 	@echo "make demo   - run the Worker locally against a fake issuer and print the 401/403/200 matrix"
+	@echo "make demo-fastapi - the same matrix against the FastAPI example (examples/fastapi, uvicorn)"
 	@echo "make dev    - the same two servers in the foreground, with ready-to-paste tokens"
 	@echo "make test   - ruff, mypy, jactionlint, pytest, the Pyodide stage and the deploy-bundle check"
 	@echo "make test-browser - CORS in a real headless Chromium (apt-get install chromium, or set CHROMIUM)"
@@ -42,8 +43,8 @@ install: $(STAMP) node_modules/.installed
 # jactionlint checks .github/workflows offline, the run: scripts with the shellcheck of .venv (else
 # one on PATH) and inline Python with ruff.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts examples
+	$(VENV)/bin/ruff format --check src tests scripts examples
 	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jactionlint --no-online --ruff=$(VENV)/bin/ruff
 
@@ -53,9 +54,10 @@ test-python: install
 
 test-bundle: install
 	$(PY) -m scripts.check_bundle $(WRANGLER)
+	PYTHONPATH=src $(PY) -m scripts.check_example_bundle $(WRANGLER)
 
 test-pyodide: install
-	NODE=$(NODE) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py
+	NODE=$(NODE) $(VENV)/bin/pytest tests/pyodide/pyodide_stage.py tests/pyodide/asgi_stage.py
 
 test: lint test-python test-pyodide test-bundle
 
@@ -72,6 +74,9 @@ test-browser: check-chromium install
 
 demo: install
 	PYTHONPATH=src $(PY) -m scripts.demo
+
+demo-fastapi: install
+	PYTHONPATH=src $(PY) -m scripts.demo --fastapi
 
 dev: install
 	PYTHONPATH=src $(PY) -m scripts.demo --dev

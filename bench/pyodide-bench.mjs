@@ -46,7 +46,8 @@ const cases = JSON.parse(readFileSync(process.argv[3], 'utf8'))
 const output = [] // Python's stdout and stderr lines (the log lines) since the last check
 const worker = await bootWorker(manifest, (line) => output.push(line))
 const { pyodide } = worker
-const probes = pyodide.pyimport('bench_probes')
+// bench_probes, or the manifest's own (the ASGI rows': asgi_probes, with the same prime)
+const probes = pyodide.pyimport(manifest.probesModule ?? 'bench_probes')
 const env = cases.env // a plain JS object, as workerd's env and the stage's
 const pyEnv = pyodide.toPy(env)
 const pyFresh = pyodide.toPy(cases.fresh)
@@ -103,7 +104,7 @@ const timers = {
 }
 
 for (const name of Object.keys(cases.requests)) await timers.FETCH(name, WARMUP)
-await timers.CORE('-', WARMUP)
+if (cases.fresh.length) await timers.CORE('-', WARMUP) // the ASGI rows time no core
 
 const python = pyodide.runPython('import sys; sys.version.split()[0]')
 let fetches = takeFetches().length

@@ -59,7 +59,7 @@ from authpi_worker.testing.tokens import (
     unb64url,
 )
 from authpi_worker.tokens import MAX_TOKEN_BYTES
-from scripts import bench_pyodide
+from scripts import bench_asgi, bench_pyodide
 from scripts.bench_child import BenchError, NodeChild, Timing
 from scripts.bench_pyodide import PyodideBench
 from tests.pyodide import host
@@ -950,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         samples, results, hostile = asyncio.run(bench(args.node, args.rounds, args.batch))
+        asgi = bench_asgi.rows(args.node, args.rounds)  # issue 16's rows, after the others
+        results["asgi"] = {"wall_us": asgi["wall"], "cpu_us": asgi["cpu"]}
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
@@ -958,6 +960,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2) + "\n")
     wall, cpu = summarize(samples), summarize(samples, cpu=True)
     print(report(wall, cpu, results, args.rounds, args.batch, hostile))
+    print("\n" + "\n".join(bench_asgi.report(asgi, args.rounds)))
     print(machine_note(start, CpuUse.now()))
     shown = out.relative_to(PROJECT) if out.is_relative_to(PROJECT) else out
     print(f"\nwrote {shown} in {time.perf_counter() - start.wall:.0f} s")

@@ -66,13 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def dry_run(wrangler: list[str], outdir: Path, form: Path, logs: Path) -> str | None:
-    """Run the dry run; None when wrangler accepted it, else what it printed."""
+def dry_run(
+    wrangler: list[str], outdir: Path, form: Path, logs: Path, cwd: Path = PROJECT
+) -> str | None:
+    """Run the dry run in cwd; None when wrangler accepted it, else what it printed."""
     env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "WRANGLER_LOG_PATH": str(logs)}
     command = [*wrangler, "deploy", "--dry-run", "--outdir", str(outdir), "--outfile", str(form)]
     done = subprocess.run(  # noqa: S603 - the Makefile's wrangler, fixed arguments
         command,
-        cwd=PROJECT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,

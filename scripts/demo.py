@@ -6,6 +6,9 @@ DPoP-bound one, a person's (a member of DEMO_ORG with reports:read and reports:w
 agent's, runs scripts/curl-matrix against the Worker (with its organization, preflight and
 DPoP rows), stops both servers and exits with the matrix's status.
 
+`make demo-fastapi` (--fastapi) runs the same matrix against the FastAPI example instead
+(examples/fastapi, served by uvicorn): the same contract from the same checks.
+
 `make dev` (--dev) starts the same two servers in the foreground (8787 and 9400 by default),
 prints ready-to-paste `export TOKEN=...` lines and curl commands, and streams both logs until
 Ctrl-C.
@@ -53,6 +56,7 @@ OTHER_VARS = ("AUTHPI_DPOP", "AUTHPI_RESOURCE", "AUTHPI_CLOCK_TOLERANCE")
 WORKER_PORT = 8787  # scripts/serve's default, like wrangler dev
 DEMO_ORIGIN = "http://localhost:5173"  # a browser app's origin (Vite's dev server) the demo allows
 DPOP_KEY = PROJECT / ".local" / "dpop-key.pem"  # the demo client's DPoP key (gitignored)
+FASTAPI_APP = PROJECT / "examples" / "fastapi" / "src"  # --fastapi: its api:app under uvicorn
 
 
 class DemoError(Exception):
@@ -239,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
             AUDIENCE_VAR: audience,
             CORS_VAR: DEMO_ORIGIN,
         }
-        serve = [str(SCRIPTS / "serve"), "--port", str(args.port)]
+        serve = worker_command(args)
         worker = Service("worker", serve, worker_env, echo)
         services.append(worker)
         base_url = worker.wait_ready()
@@ -296,6 +300,17 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, signal.SIG_IGN)
         for service in reversed(services):
             service.stop()
+
+
+def worker_command(args: argparse.Namespace) -> list[str]:
+    """scripts/serve, or with --fastapi the example's app under uvicorn (it prints the same
+    ready line: "... running on http://127.0.0.1:PORT")."""
+    if not args.fastapi:
+        return [str(SCRIPTS / "serve"), "--port", str(args.port)]
+    return [
+        *(sys.executable, "-m", "uvicorn", "api:app", "--app-dir", str(FASTAPI_APP)),
+        *("--host", "127.0.0.1", "--port", str(args.port)),
+    ]
 
 
 def print_dev_help(
@@ -380,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dev", action="store_true", help="keep both servers in the foreground")
+    parser.add_argument(
+        "--fastapi", action="store_true", help="serve examples/fastapi with uvicorn instead"
+    )
     parser.add_argument("--port", type=int, help="the worker's port (demo: free, dev: 8787)")
     parser.add_argument("--issuer-port", type=int, help="the issuer's port (demo: free, dev: 9400)")
     parser.add_argument("--keys", type=Path, default=KEYS_DIR, help="the issuer's key directory")

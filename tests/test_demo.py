@@ -18,6 +18,14 @@ import pytest
 from authpi_worker.testing.tokens import payload_of
 
 PROJECT = Path(__file__).resolve().parent.parent
+# A row of the matrix: number, method, path, what the request carries, ..., its outcome.
+ROW = re.compile(
+    r"^(\d+)\s+(GET|OPTIONS|POST) (\S+)\s+(.*?)\s{2}.*\s(PASS|FAIL|SKIP)$", re.MULTILINE
+)
+# With an AUTHPI_AUDIENCE the tokens do not name, every row that needs a token accepted fails:
+# the quickstart's four, the six org rows, and the DPoP rows whose proof must be judged (a
+# refused token never gets that far). Any Worker with the same contract fails the same rows.
+FAILED_WITH_ANOTHER_AUDIENCE = ["3", "4", "5", "8", *map(str, range(10, 16)), "17", "19", "20"]
 URLS = re.compile(r"^(?:fake AuthPI issuer|worker)\s+(http://\S+)", re.MULTILINE)
 
 
@@ -87,11 +95,7 @@ def test_make_demo_prints_the_whole_matrix_as_pass_and_stops_both_servers(
 ) -> None:
     done = run_demo(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = re.findall(
-        r"^(\d+)\s+(GET|OPTIONS|POST) (\S+)\s+(.*?)\s{2}.*\s(PASS|FAIL|SKIP)$",
-        done.stdout,
-        re.MULTILINE,
-    )
+    rows = ROW.findall(done.stdout)
     assert [(n, outcome) for n, *_, outcome in rows] == [(str(i), "PASS") for i in range(1, 21)]
     assert [(method, path, what) for _, method, path, what, _ in rows] == [
         ("GET", "/", "no token"),
@@ -124,9 +128,7 @@ def test_a_broken_audience_makes_the_matrix_and_the_demo_fail(tmp_path: Path) ->
     done = run_demo(tmp_path, "--audience", "https://not-the-tokens-audience.example")
     assert done.returncode == 1, done.stdout + done.stderr
     failed = re.findall(r"^(\d+)\s.*\sFAIL$", done.stdout, re.MULTILINE)
-    # Every row that needs the Worker to accept a token: the quickstart's four, the six org
-    # rows, and the DPoP rows whose proof must be judged (a refused token never gets that far).
-    assert failed == ["3", "4", "5", "8", *map(str, range(10, 16)), "17", "19", "20"]
+    assert failed == FAILED_WITH_ANOTHER_AUDIENCE
     assert "401 invalid_token (unexpected audience)" in done.stdout
     assert '"reason":"wrong_audience"' in done.stdout  # the worker's log, to explain it
     assert_nothing_left(done.stdout, str(tmp_path))

@@ -3,7 +3,6 @@ full request path; the modes; and the replay cache's bounds."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from functools import cache
@@ -14,7 +13,6 @@ import pytest
 from authpi_worker import Reply
 from authpi_worker.dpop import (
     MAX_JTI_LENGTH,
-    MAX_PROOF_BYTES,
     PROOF_MAX_AGE,
     PROOF_MAX_FUTURE,
     REPLAY_CACHE_PER_KEY,
@@ -25,16 +23,11 @@ from authpi_worker.dpop import (
 from authpi_worker.keys import parse_jwk, thumbprint
 from authpi_worker.testing.dpop import jkt, proof, proof_claims, proof_header, public_jwk
 from authpi_worker.testing.keys import SigningKey, make_key
-from authpi_worker.testing.tokens import (
-    b64url,
-    edit_signature,
-    encode_part,
-    header,
-    sign,
-    unb64url,
-)
+from authpi_worker.testing.tokens import b64url, encode_part, header, sign, unb64url
 from authpi_worker.testing.tokens import claims as token_claims
 from tests.conftest import WORKER, Call, Clock, body
+from tests.hostile import HOSTILE_PROOFS as HOSTILE
+from tests.hostile import signed_proof as _signed
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
 from tests.test_keys import SMALL_ORDER, forged, rsa_jwk, small_order_jwk
@@ -130,177 +123,6 @@ async def test_head_is_proven_with_htm_head(call: Call, client: SigningKey, boun
 
 
 # --- Every check, with the proof it stops ---------------------------------------------------
-
-Make = Callable[[SigningKey, str], str | None]
-
-
-def _signed(head: dict[str, Any] | bytes, claims: dict[str, Any] | bytes, key: SigningKey) -> str:
-    return sign(key, head, claims)
-
-
-def _with_jwk(jwk: dict[str, Any], alg: str = "ES256") -> Make:
-    """A proof whose header carries jwk, signed by the client's key."""
-    return lambda k, t: _signed(
-        {"typ": "dpop+jwt", "alg": alg, "jwk": jwk}, proof_claims("GET", ME, t), k
-    )
-
-
-HOSTILE: dict[str, tuple[Make, str]] = {
-    # One proof (§4.3 step 1)
-    "no DPoP header": (lambda k, t: None, "dpop_proof_missing"),
-    "empty DPoP header": (lambda k, t: "", "dpop_proof_missing"),
-    "two proofs (Headers.get joins them)": (
-        lambda k, t: f"{proof(k, 'GET', ME, t)}, {proof(k, 'GET', ME, t)}",
-        "dpop_proof_repeated",
-    ),
-    # A well-formed JWS, as strict as an access token (step 2)
-    "not a JWS": (lambda k, t: "not-a-jws", "dpop_malformed"),
-    "oversize": (
-        lambda k, t: proof(k, "GET", ME, t, pad="x" * MAX_PROOF_BYTES),  # its own cap: 8 KiB
-        "dpop_too_large",
-    ),
-    "padded base64": (lambda k, t: proof(k, "GET", ME, t).replace(".", "=.", 1), "dpop_malformed"),
-    "header not JSON": (
-        lambda k, t: "bm90IGpzb24." + proof(k, "GET", ME, t).split(".", 1)[1],
-        "dpop_malformed",
-    ),
-    "duplicate claim names": (
-        lambda k, t: _signed(
-            proof_header(k),
-            json.dumps(proof_claims("GET", ME, t))[:-1].encode() + b', "htm": "GET"}',
-            k,
-        ),
-        "dpop_malformed",
-    ),
-    "payload not UTF-8": (
-        lambda k, t: _signed(proof_header(k), b'{"htm":"\xff"}', k),
-        "dpop_malformed",
-    ),
-    "crit": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, crit=["exp"])),
-        "dpop_unsupported_crit",
-    ),
-    # typ (step 4)
-    "typ JWT": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, typ="JWT")),
-        "dpop_wrong_typ",
-    ),
-    "typ at+jwt (an access token as proof)": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, typ="at+jwt")),
-        "dpop_wrong_typ",
-    ),
-    "typ missing": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, typ=None)),
-        "dpop_wrong_typ",
-    ),
-    # alg (step 5): asymmetric, allowed, fitting the key
-    "alg none": (
-        lambda k, t: (
-            f"{encode_part(proof_header(k, alg='none'))}.{encode_part(proof_claims('GET', ME, t))}."
-        ),
-        "dpop_malformed",  # an empty signature segment is no compact JWS
-    ),
-    "alg none, a signature": (
-        lambda k, t: (
-            f"{encode_part(proof_header(k, alg='none'))}."
-            f"{encode_part(proof_claims('GET', ME, t))}.{b64url(b'x')}"
-        ),
-        "dpop_unsupported_alg",
-    ),
-    "alg HS256": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, alg="HS256")),
-        "dpop_unsupported_alg",
-    ),
-    "alg ES384": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, alg="ES384")),
-        "dpop_unsupported_alg",
-    ),
-    "alg RS256 with an EC jwk": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, alg="RS256")),
-        "dpop_alg_key_mismatch",
-    ),
-    "alg EdDSA with an EC jwk": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, alg="EdDSA")),
-        "dpop_alg_key_mismatch",
-    ),
-    # jwk (steps 5 and 7): a public key, no private members
-    "no jwk": (lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, jwk=None)), "dpop_bad_jwk"),
-    "jwk a string": (
-        lambda k, t: proof(k, "GET", ME, t, head=proof_header(k, jwk="key")),
-        "dpop_bad_jwk",
-    ),
-    "jwk with the private d": (
-        lambda k, t: proof(
-            k, "GET", ME, t, head=proof_header(k, jwk={**public_jwk(k), "d": "AAAA"})
-        ),
-        "dpop_bad_jwk",
-    ),
-    "jwk an HMAC secret": (
-        _with_jwk({"kty": "oct", "k": "c2VjcmV0"}, "HS256"),
-        "dpop_unsupported_alg",
-    ),
-    "jwk an oct key under ES256": (_with_jwk({"kty": "oct", "k": "c2VjcmV0"}), "dpop_bad_jwk"),
-    # The signature, with the header's jwk (step 6)
-    "signed by another key than its jwk": (
-        lambda k, t: _signed(proof_header(k), proof_claims("GET", ME, t), make_key("ES256")),
-        "dpop_bad_signature",
-    ),
-    "signature edited": (lambda k, t: edit_signature(proof(k, "GET", ME, t)), "dpop_bad_signature"),
-    # htm and htu (steps 8 and 9)
-    "htm POST for a GET": (lambda k, t: proof(k, "POST", ME, t), "dpop_wrong_htm"),
-    "htm in lower case": (lambda k, t: proof(k, "get", ME, t), "dpop_wrong_htm"),
-    "htm missing": (lambda k, t: proof(k, "GET", ME, t, htm=None), "dpop_wrong_htm"),
-    "htu another path": (lambda k, t: proof(k, "GET", f"{WORKER}/reports", t), "dpop_wrong_htu"),
-    "htu another host": (
-        lambda k, t: proof(k, "GET", "https://evil.example/me", t),
-        "dpop_wrong_htu",
-    ),
-    "htu http for https": (
-        lambda k, t: proof(k, "GET", ME.replace("https", "http"), t),
-        "dpop_wrong_htu",
-    ),
-    "htu another port": (
-        lambda k, t: proof(k, "GET", "https://authpi-worker.example:8443/me", t),
-        "dpop_wrong_htu",
-    ),
-    "htu with user info": (
-        lambda k, t: proof(k, "GET", "https://u@authpi-worker.example/me", t),
-        "dpop_wrong_htu",
-    ),
-    "htu relative": (lambda k, t: proof(k, "GET", "/me", t), "dpop_wrong_htu"),
-    "htu missing": (lambda k, t: proof(k, "GET", ME, t, htu=None), "dpop_wrong_htu"),
-    "htu a list": (lambda k, t: proof(k, "GET", ME, t, htu=[ME]), "dpop_wrong_htu"),
-    # iat (step 11)
-    "iat missing": (lambda k, t: proof(k, "GET", ME, t, iat=None), "dpop_bad_iat"),
-    "iat a string": (
-        lambda k, t: proof(k, "GET", ME, t, iat=str(int(time.time()))),
-        "dpop_bad_iat",
-    ),
-    "iat true": (lambda k, t: proof(k, "GET", ME, t, iat=True), "dpop_bad_iat"),
-    "iat too old": (
-        lambda k, t: proof(k, "GET", ME, t, iat=int(time.time()) - PROOF_MAX_AGE - 5),
-        "dpop_iat_out_of_window",
-    ),
-    "iat too far ahead": (
-        lambda k, t: proof(k, "GET", ME, t, iat=int(time.time()) + PROOF_MAX_FUTURE + 5),
-        "dpop_iat_out_of_window",
-    ),
-    # jti (§11.1)
-    "jti missing": (lambda k, t: proof(k, "GET", ME, t, jti=None), "dpop_bad_jti"),
-    "jti empty": (lambda k, t: proof(k, "GET", ME, t, jti=""), "dpop_bad_jti"),
-    "jti a number": (lambda k, t: proof(k, "GET", ME, t, jti=7), "dpop_bad_jti"),
-    "jti too long": (
-        lambda k, t: proof(k, "GET", ME, t, jti="x" * (MAX_JTI_LENGTH + 1)),
-        "dpop_bad_jti",
-    ),
-    # ath (step 12)
-    "ath missing": (lambda k, t: proof(k, "GET", ME, None), "dpop_wrong_ath"),
-    "ath of another token": (lambda k, t: proof(k, "GET", ME, t + "x"), "dpop_wrong_ath"),
-    "ath of the token, padded": (
-        lambda k, t: proof(k, "GET", ME, t, ath=proof_claims("GET", ME, t)["ath"] + "="),
-        "dpop_wrong_ath",
-    ),
-}
 
 
 def _rsa_jwk(n: int, e: int) -> dict[str, Any]:

@@ -132,7 +132,10 @@ def test_the_wheel_holds_authpi_worker_and_nothing_else(built: Path) -> None:
         assert not any(name.startswith(stray) or f"/{stray}" in name for name in names), stray
     assert metadata["Name"] == PYPROJECT["name"] and metadata["Version"] == VERSION
     requires = sorted(metadata.get_all("Requires-Dist") or [])
-    assert requires == sorted(PYPROJECT["dependencies"])  # pyjwt and cryptography, no more
+    extras = PYPROJECT["optional-dependencies"]  # the framework integrations, opt-in only
+    optional = [f"{req}; extra == '{extra}'" for extra, reqs in extras.items() for req in reqs]
+    assert requires == sorted([*PYPROJECT["dependencies"], *optional])  # pyjwt, cryptography
+    assert sorted(metadata.get_all("Provides-Extra") or []) == ["fastapi", "starlette"]
 
 
 def test_the_sdist_holds_what_builds_the_wheel(built: Path) -> None:

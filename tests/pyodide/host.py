@@ -159,6 +159,38 @@ def manifest(host_modules: Sequence[Path] = ()) -> dict[str, Any]:
     }
 
 
+# The ASGI stage: its Worker (a Starlette app through workers.asgi) and the pure-Python
+# packages Starlette needs, from the venv as the lock pins them (anyio needs typing_extensions
+# below Python 3.15, and idna).
+ASGI_WORKER = (HERE / "asgi_worker.py", HERE / "asgi_app.py")
+ASGI_VENDORED = (*VENDORED, "starlette", "anyio", "idna", "typing-extensions")
+CORE = PROJECT / "src" / "authpi_worker"
+
+
+def asgi_manifest(host_modules: Sequence[Path] = ()) -> dict[str, Any]:
+    """What host.mjs mounts for the ASGI stage: authpi_worker and the stage's Worker as workerd
+    mounts a Worker's modules, the vendored packages, the host's modules beside; the
+    compatibility settings of wrangler.jsonc; host_modules[0] is the stage's probes module."""
+    config = wrangler_config()
+    core = [
+        (f"{WORKER_DIR}/{path.relative_to(CORE.parent).as_posix()}", path)
+        for path in sorted(CORE.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    ]
+    worker = [(f"{WORKER_DIR}/{path.name}", path) for path in ASGI_WORKER]
+    host = [(f"{HOST_DIR}/{path.name}", path) for path in (HOST, *host_modules)]
+    vendored = [pair for name in ASGI_VENDORED for pair in vendored_files(name)]
+    return {
+        "files": [(target, str(source)) for target, source in core + worker + vendored + host],
+        "workerDir": WORKER_DIR,
+        "hostDir": HOST_DIR,
+        "mainModule": ASGI_WORKER[0].stem,
+        "probesModule": host_modules[0].stem if host_modules else "probes",
+        "compatibilityDate": config["compatibility_date"],
+        "compatibilityFlags": config.get("compatibility_flags", []),
+    }
+
+
 def node_command(node: str | None = None) -> list[str]:
     """node (default: the Makefile's, as tests/support/node.py finds it), with JSPI on."""
     found = shutil.which(node) if node else find_node(MIN_NODE, "Pyodide 314 (JSPI)")

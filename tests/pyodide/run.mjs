@@ -27,7 +27,8 @@ const output = []; // Python's stdout and stderr lines since the last reply
 const started = performance.now();
 const worker = await bootWorker(manifest, (line) => output.push(line));
 const bootFetches = takeFetches();
-const probes = worker.pyodide.pyimport("probes");
+// The stage's own Python beside the Worker: probes.py, or the manifest's (the ASGI stage's).
+const probes = worker.pyodide.pyimport(manifest.probesModule ?? "probes");
 
 // --- Commands. ---
 // body: the request body's bytes in base64 (any bytes, not only UTF-8), or null for none.
