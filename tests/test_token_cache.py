@@ -15,6 +15,7 @@ from authpi_worker.token_cache import TOKEN_CACHE_BYTES, TOKEN_CACHE_SIZE, Token
 from authpi_worker.tokens import MAX_TOKEN_BYTES
 from tests.conftest import Call, Clock
 from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 
 
 @pytest.fixture
@@ -81,6 +82,48 @@ async def test_insufficient_scope_is_decided_on_cached_claims_too(
     token = issuer.mint(scope="read:profile")
     assert (await call("/me", token)).status == 200
     assert (await call("/reports", token)).status == 403
+
+
+@pytest.mark.parametrize(
+    ("spelling", "status", "reason"),
+    [
+        ("Bearer {}", 200, None),  # the exact spelling: the cache's shortcut
+        ("bearer {}", 200, None),  # the others: the full scan, then the cache
+        ("Bearer   {}", 200, None),
+        ("Bearer {} ", 200, None),
+        ("Bearer {} junk", 401, "malformed"),
+        ("Bearer {}=", 401, "malformed"),
+        ("Bearer {}, Bearer {}", 401, "malformed"),
+        ("Bearer\t{}", 401, "malformed"),
+        ("Basic {}", 401, "unsupported_scheme"),
+        ("DPoP {}", 401, "token_not_bound"),
+    ],
+)
+async def test_a_cached_token_in_any_spelling_gets_the_verdict_of_a_fresh_one(
+    call: Call, issuer: FakeIssuer, verifier: Verifier, spelling: str, status: int, reason: str
+) -> None:
+    token = issuer.mint()
+    assert (await call("/me", token)).status == 200
+    assert token in verifier.tokens
+    with logged() as events:
+        reply = await call("/me", authorization=spelling.format(token, token))
+    rejected = [e["reason"] for e in events if e["event"] == "request_rejected"]
+    assert (reply.status, rejected) == (status, [reason] if reason else [])
+
+
+async def test_the_verifier_caches_only_tokens_the_scan_takes_unchanged(
+    call: Call, issuer: FakeIssuer, verifier: Verifier
+) -> None:
+    """What makes the shortcut sound: every token cached is one split accepts, so the exact
+    `Bearer ` spelling of it passes the scan as that very token."""
+    minted = [issuer.mint() for _ in range(4)]
+    for spelling, token in zip(
+        ("bearer {}", "Bearer  {} ", "DPoP {}", "Bearer {}"), minted, strict=True
+    ):
+        await call("/me", authorization=spelling.format(token))  # the DPoP one: 401, but cached
+    assert len(verifier.tokens) == 4 and all(token in verifier.tokens for token in minted)
+    for token in minted:
+        assert tokens.split(token) and tokens.credentials(f"Bearer {token}") == ("Bearer", token)
 
 
 NOW = 1_800_000_000.0

@@ -102,7 +102,7 @@ class Verifier:
     ) -> Caller:
         """The caller of a valid token (with a valid proof when DPoP-bound), or a Denied
         saying why not (401, or 503 without keys)."""
-        scheme, token = credentials(authorization)
+        scheme, token = credentials(authorization, self.tokens)  # a cached token: no scan
         if scheme not in self.schemes:
             raise MissingToken("dpop_required" if scheme == "Bearer" else "unsupported_scheme")
         try:

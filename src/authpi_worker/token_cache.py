@@ -43,6 +43,11 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, token: object) -> bool:
+        """Whether token is held, whatever its window: `get` says whether it is still good.
+        Every token held passed tokens.split, so `credentials` may take it unscanned."""
+        return token in self._entries
+
     def get(self, token: str, now: float) -> Mapping[str, Any] | None:
         """The claims of a token verified before, if it is still inside its window and its
         issuer's key set is fresh and the one that verified it (a removed key must stop its
