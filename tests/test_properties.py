@@ -996,11 +996,11 @@ class _FreshKeys:
 
 
 @st.composite
-def near_known(draw: st.DrawFn) -> tuple[TokenCache, str | None]:
+def near_known(draw: st.DrawFn) -> tuple[TokenCache[object], str | None]:
     """A verified-token cache holding a few tokens, and a header built around one of them as a
     client, a proxy or an attacker may send it (often exactly `Bearer ` or `DPoP ` and it),
     or any header at all."""
-    cache = TokenCache()
+    cache: TokenCache[object] = TokenCache()
     known = draw(st.lists(compact_tokens, min_size=1, max_size=3, unique=True))
     for token in known:
         cache.put(token, {}, -math.inf, math.inf, _FreshKeys())
@@ -1019,7 +1019,7 @@ def near_known(draw: st.DrawFn) -> tuple[TokenCache, str | None]:
 @settings(max_examples=EXAMPLES * 4, deadline=None)
 @given(case=near_known())
 def test_a_token_the_cache_holds_never_changes_a_headers_verdict(
-    case: tuple[TokenCache, str | None],
+    case: tuple[TokenCache[object], str | None],
 ) -> None:
     """Whatever the header: the same token and scheme, or the same refusal, with the cache's
     tokens as without them. The shortcut never accepts what the scan refuses."""
