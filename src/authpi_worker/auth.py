@@ -111,7 +111,9 @@ class Verifier:
         if scheme not in self.schemes:
             raise MissingToken("dpop_required" if scheme == "Bearer" else "unsupported_scheme")
         try:
-            entitled = await self._verified(token)
+            # From the verified-token cache while its issuer's key set is fresh and unchanged
+            # and the token inside its lifetime; else verified in full, and cached.
+            entitled = self.tokens.get(token, self._clock()) or await self._verify(token)
             jkt = confirmation(entitled.claims)
             if scheme == "DPoP":
                 if jkt is None:  # nothing binds it: a proof would confirm nothing
@@ -135,15 +137,9 @@ class Verifier:
                 self._challenges[resource] = challenge
         return challenge
 
-    async def _verified(self, token: str) -> Entitlements:
-        """The token's verified claims, with what they grant: from the verified-token cache
-        while its issuer's key set is fresh and unchanged and the token inside its lifetime,
-        else verified in full (with the keys of the issuer its iss names, and no other's) and
-        cached."""
-        now = self._clock()
-        cached = self.tokens.get(token, now)
-        if cached is not None:
-            return cached
+    async def _verify(self, token: str) -> Entitlements:
+        """The claims of a token not in the cache, with what they grant: verified in full
+        (with the keys of the issuer its iss names, and no other's), then cached."""
         parsed = parse(token)
         try:
             keys = self._keys_of(parsed)
