@@ -203,7 +203,8 @@ def test_the_index_by_id_finds_what_a_scan_of_the_claim_finds(
 
 
 def test_entitlements_read_the_claims_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scopes and the memberships are read once, when first asked, whatever is asked after."""
+    """The kind, the scopes and the memberships are read once, when first asked, whatever is
+    asked after."""
     reads: list[str] = []
 
     def counted(name: str) -> Callable[[Any], Any]:
@@ -215,7 +216,7 @@ def test_entitlements_read_the_claims_once(monkeypatch: pytest.MonkeyPatch) -> N
 
         return read
 
-    for name in ("memberships", "token_scopes"):
+    for name in ("caller_kind", "memberships", "token_scopes"):
         monkeypatch.setattr(authorization, name, counted(name))
     claims = person(member(ORG, "reports:read"), member(OTHER, "*:**"), scope="openid")
     entitled = Entitlements(claims)
@@ -225,7 +226,7 @@ def test_entitlements_read_the_claims_once(monkeypatch: pytest.MonkeyPatch) -> N
     for org_id in (ORG, "org_x", ORG):
         with pytest.raises(InsufficientScope):
             need.check_entitlements(entitled, {"org_id": org_id})
-    assert sorted(reads) == ["memberships", "token_scopes"]
+    assert sorted(reads) == ["caller_kind", "memberships", "token_scopes"]
 
 
 # --- Caller kinds ----------------------------------------------------------------------------

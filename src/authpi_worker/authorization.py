@@ -119,18 +119,26 @@ def _granted(scopes: tuple[str, ...], permission: str) -> bool:
 
 
 class Entitlements:
-    """What one token's claims grant, each part read from them once: the caller kind at once,
-    the token scopes and the memberships by organization id when first asked. The Verifier
-    keeps one beside each token in its verified-token cache, and drops it with the token: a
-    cached token's claims (which never change) are not scanned again on every request."""
+    """What one token's claims grant, each part read from them once, when first asked: the
+    caller kind, the token scopes, the memberships by organization id. The Verifier keeps one
+    beside each token in its verified-token cache, and drops it with the token: a cached
+    token's claims (which never change) are not scanned again on every request."""
 
-    __slots__ = ("_memberships", "_scopes", "claims", "kind")
+    __slots__ = ("_kind", "_kind_read", "_memberships", "_scopes", "claims")
 
     def __init__(self, claims: Mapping[str, Any]) -> None:
         self.claims = claims
-        self.kind = caller_kind(claims)
+        self._kind: CallerKind | None = None
+        self._kind_read = False  # None is an answer: the kinds disagree, or there is none
         self._scopes: frozenset[str] | None = None
         self._memberships: dict[str, tuple[str, ...]] | None = None
+
+    @property
+    def kind(self) -> CallerKind | None:
+        """Who calls (`caller_kind`)."""
+        if not self._kind_read:
+            self._kind, self._kind_read = caller_kind(self.claims), True
+        return self._kind
 
     @property
     def scopes(self) -> frozenset[str]:
