@@ -113,7 +113,9 @@ class Verifier:
         try:
             # From the verified-token cache while its issuer's key set is fresh and unchanged
             # and the token inside its lifetime; else verified in full, and cached.
-            entitled = self.tokens.get(token, self._clock()) or await self._verify(token)
+            entitled = self.tokens.get(token, self._clock())
+            if entitled is None:
+                entitled = await self._verify(token)
             jkt = confirmation(entitled.claims)
             if scheme == "DPoP":
                 if jkt is None:  # nothing binds it: a proof would confirm nothing

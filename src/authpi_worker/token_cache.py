@@ -48,7 +48,8 @@ class TokenCache(Generic[V]):
 
     def __contains__(self, token: object) -> bool:
         """Whether token is held, whatever its window: `get` says whether it is still good.
-        Every token held passed tokens.split, so `credentials` may take it unscanned."""
+        The Verifier keeps only tokens that passed tokens.split, which is what lets
+        `tokens.credentials` take one unscanned."""
         return token in self._entries
 
     def get(self, token: str, now: float) -> V | None:
