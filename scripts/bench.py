@@ -752,18 +752,24 @@ def targets(wall: Medians, cpu: Medians, sequential: int, flood: int) -> list[st
             cpu[TABLES]["routes_50_us"] / cpu[TABLES]["routes_template_us"],
         )
     )
-    lines = [f"{'targets':44}{'wall':>8}{'cpu':>8}   {'target':8} wall cpu"]
-    for name, bound, ok, on_wall, on_cpu in rows:
-        lines.append(
-            f"  {name:42}{on_wall:8.2f}{on_cpu:8.2f}   {bound:8} "
-            f"{verdict(ok(on_wall))} {verdict(ok(on_cpu))}"
-        )
+    lines = target_lines(rows)
     counts = (
         (f"JWKS fetches, {SEQUENTIAL:,} requests", sequential, "= 1", sequential == 1),
         (f"refetches, {FLOOD:,} unknown kids", flood, "≤ 1", flood <= 1),
     )
     for name, count, bound, met in counts:
         lines.append(f"  {name:42}{count:8}{'':8}   {bound:8} {verdict(met)}")
+    return lines
+
+
+def target_lines(rows: Sequence[bench_pyodide.Target]) -> list[str]:
+    """Each target's ratio (or ms) on both clocks, and whether it is met on each."""
+    lines = [f"{'targets':44}{'wall':>8}{'cpu':>8}   {'target':8} wall cpu"]
+    for name, bound, ok, on_wall, on_cpu in rows:
+        lines.append(
+            f"  {name:42}{on_wall:8.2f}{on_cpu:8.2f}   {bound:8} "
+            f"{verdict(ok(on_wall))} {verdict(ok(on_cpu))}"
+        )
     return lines
 
 
@@ -928,6 +934,51 @@ async def bench(node: str, rounds: int, batch: int) -> tuple[Samples, dict[str, 
     return samples, results, hostile
 
 
+async def pyodide_only(node: str, rounds: int) -> list[str]:
+    """Only the Pyodide request rows and the core's (no imports, no CPython or jose rows):
+    each once per round, the order reversed every other round. The report's lines."""
+    key = make_key(SIZE_ALG, "es256-bench")
+    document = json.dumps({"keys": [key.jwk()]}).encode()
+    exp = int(time.time()) + TOKEN_LIFETIME
+    tokens = [mint(key, ISSUER, AUDIENCE, exp=exp) for _ in range(1 + bench_pyodide.FRESH_TOKENS)]
+    person = mint(key, ISSUER, AUDIENCE, exp=exp, **bench_pyodide.person_claims())
+    try:
+        node_argv = host.node_command(node)
+    except NoNode as missing:
+        raise BenchError(str(missing)) from None
+    fields = bench_pyodide.TIMED
+    samples: dict[str, list[Timing]] = {field: [] for field in fields}
+    with tempfile.TemporaryDirectory() as scratch:
+        pyodide = PyodideBench(node_argv, ISSUER, tokens, person, Path(scratch))
+        try:
+            await pyodide.check(Isolate(MemoryIssuer(document)))
+            for number in range(rounds):
+                for field in fields if number % 2 == 0 else fields[::-1]:
+                    samples[field].append(pyodide.measure(field))
+                print(f"  round {number + 1}/{rounds}", end="\r", file=sys.stderr, flush=True)
+        finally:
+            pyodide.close()
+    print(file=sys.stderr)
+    wall, cpu = (
+        {
+            field: statistics.median(t.cpu if clock else t.wall for t in timings)
+            for field, timings in samples.items()
+        }
+        for clock in (False, True)
+    )
+    env = {
+        "pyodide": pyodide.ready["pyodide"],
+        "pyodide_python": pyodide.ready["python"],
+        "node": str(pyodide.ready["node"]).removeprefix("v"),
+        "node_binary": node_argv[0],
+    }
+    return [
+        *bench_pyodide.table(wall, cpu, env, rounds, fields),
+        "",
+        *target_lines(bench_pyodide.request_targets(wall, cpu)),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument(
@@ -941,8 +992,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the hostile DPoP proof row (issue 14): a few seconds, no Node",
     )
+    parser.add_argument(
+        "--pyodide-only",
+        action="store_true",
+        help="only the Pyodide request rows and targets (no imports): about a minute",
+    )
     args = parser.parse_args(argv)
     start = CpuUse.now()
+    if args.pyodide_only:
+        try:
+            print("\n".join(asyncio.run(pyodide_only(args.node, args.rounds))))
+        except BenchError as error:
+            print(f"bench: {error}", file=sys.stderr)
+            return 1
+        print(machine_note(start, CpuUse.now()))
+        return 0
     if args.hostile_proof_only:
         hostile = asyncio.run(hostile_proof(make_cases(), HOSTILE_ROUNDS, HOSTILE_BATCH))
         print("\n".join(hostile_lines(hostile)))

@@ -9,6 +9,7 @@ import pytest
 
 from app import ROUTES
 from authpi_worker import Isolate, Request, dispatch
+from authpi_worker.auth import Verifier
 from authpi_worker.testing.tokens import (
     caller,
     edit_signature,
@@ -16,7 +17,7 @@ from authpi_worker.testing.tokens import (
     payload_of,
     with_payload,
 )
-from tests.conftest import WORKER, Call, body
+from tests.conftest import WORKER, Call, Clock, body
 from tests.support.issuer import FakeIssuer
 from tests.support.logs import logged
 
@@ -217,6 +218,32 @@ async def test_another_organizations_membership_grants_nothing_and_is_never_name
         }
     ]
     assert (await call(f"/orgs/{OTHER}/reports", token)).status == 200  # its own org: yes
+
+
+async def test_a_cached_token_is_decided_for_each_organization_from_its_one_reading(
+    call: Call, issuer: FakeIssuer, clock: Clock, verifier: Verifier
+) -> None:
+    """The org route reads a cached token's memberships once (its Entitlements, kept with it
+    in the verified-token cache) and decides each organization asked from them; they go
+    with the token, and a token verified again is read again."""
+    token = member(
+        issuer,
+        "person",
+        organization(OTHER, "reports:write"),
+        organization(ORG, "reports:read"),
+        exp=int(clock.now) + 60,
+    )
+    expected = {ORG: 200, OTHER: 403, "org_none": 403, ORG.upper(): 403}
+    for org_id, status in [*expected.items(), *expected.items()]:
+        assert (await call(f"/orgs/{org_id}/reports", token)).status == status
+    entitled = verifier.tokens.get(token, clock.now)
+    assert entitled is not None and entitled.claims["sub"] == "usr_demo"
+    clock.advance(60)  # expired: the token and what was read of it leave the cache
+    assert (await call(ORG_REPORTS, token)).status == 401
+    assert len(verifier.tokens) == 0
+    clock.now -= 60
+    assert (await call(ORG_REPORTS, token)).status == 200
+    assert verifier.tokens.get(token, clock.now) is not entitled  # verified and read anew
 
 
 @pytest.mark.parametrize(

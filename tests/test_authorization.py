@@ -4,13 +4,16 @@ the request path through the route table is in tests/test_routes.py and tests/te
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from authpi_worker import authorization
 from authpi_worker.authorization import (
+    Entitlements,
     Requirement,
     caller_kind,
     grants,
@@ -145,6 +148,85 @@ def test_any_json_in_organizations_never_raises_anything_but_a_refusal(
         requirement(org=("org_id", "reports:read")).check(claims, {"org_id": org_id})
     except InsufficientScope as refused:
         assert ORG not in refused.description and "reports:read" in refused.description
+
+
+def scanned(claims: dict[str, Any], org_id: str) -> tuple[str, ...]:
+    """The membership's scopes as a scan of the claim finds them (how each request read them
+    before the index by id): the reference `memberships` must agree with."""
+    organizations = claims.get("organizations")
+    if not isinstance(organizations, list):
+        return ()
+    found: tuple[str, ...] | None = None
+    for entry in organizations:
+        if not isinstance(entry, dict) or entry.get("id") != org_id:
+            continue
+        scopes = entry.get("scopes")
+        if found is not None or not isinstance(scopes, list):
+            return ()
+        if not all(isinstance(scope, str) for scope in scopes):
+            return ()
+        found = tuple(scopes)
+    return found or ()
+
+
+IDS = st.sampled_from([ORG, OTHER, "org_x", ""])
+SCOPES = st.lists(st.sampled_from(GRANTING + NOT_GRANTING), max_size=3)
+# Mostly entries as AuthPI writes them (often two for one organization), some of any shape.
+ENTRY = st.fixed_dictionaries(
+    {"id": IDS | IDS | IDS | JSON},
+    optional={"scopes": SCOPES | SCOPES | SCOPES | JSON, "title": JSON},
+)
+ORGANIZATIONS = st.lists(ENTRY | ENTRY | ENTRY | JSON, max_size=6) | JSON
+
+
+@settings(max_examples=400)
+@given(organizations=ORGANIZATIONS, org_ids=st.lists(st.sampled_from([ORG, OTHER, "org_x", ""])))
+def test_the_index_by_id_finds_what_a_scan_of_the_claim_finds(
+    organizations: object, org_ids: list[str]
+) -> None:
+    """Whatever the claim holds, and in whatever order organizations are asked for: the same
+    scopes, the same permission, the same verdict of an organization requirement."""
+    claims = {"sub": "usr_1", "dat": {"type": "identity"}, "organizations": organizations}
+    entitled = Entitlements(claims)  # one per token, asked again and again
+    need = requirement(org=("org_id", "reports:read"), callers=("person",))
+    for org_id in [*org_ids, ORG, OTHER]:
+        assert membership_scopes(claims, org_id) == scanned(claims, org_id)
+        expected = any(grants(scope, "reports:read") for scope in scanned(claims, org_id))
+        assert entitled.permits(org_id, "reports:read") == expected
+        assert has_permission(claims, org_id, "reports:read") == expected
+        try:
+            need.check_entitlements(entitled, {"org_id": org_id})
+            allowed = True
+        except InsufficientScope:
+            allowed = False
+        assert allowed == expected
+
+
+def test_entitlements_read_the_claims_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kind, the scopes and the memberships are read once, when first asked, whatever is
+    asked after."""
+    reads: list[str] = []
+
+    def counted(name: str) -> Callable[[Any], Any]:
+        original = getattr(authorization, name)
+
+        def read(claims: Any) -> Any:
+            reads.append(name)
+            return original(claims)
+
+        return read
+
+    for name in ("caller_kind", "memberships", "token_scopes"):
+        monkeypatch.setattr(authorization, name, counted(name))
+    claims = person(member(ORG, "reports:read"), member(OTHER, "*:**"), scope="openid")
+    entitled = Entitlements(claims)
+    assert reads == []  # nothing asked yet
+    need = requirement("openid", org=("org_id", "reports:write"), callers=("person",))
+    need.check_entitlements(entitled, {"org_id": OTHER})
+    for org_id in (ORG, "org_x", ORG):
+        with pytest.raises(InsufficientScope):
+            need.check_entitlements(entitled, {"org_id": org_id})
+    assert sorted(reads) == ["caller_kind", "memberships", "token_scopes"]
 
 
 # --- Caller kinds ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from authpi_worker import Reply
+from authpi_worker import Isolate, Reply
 from authpi_worker.dpop import (
     MAX_JTI_LENGTH,
     PROOF_MAX_AGE,
@@ -372,6 +372,57 @@ async def test_disabled_does_not_accept_the_dpop_scheme(
     assert reply.status == 401
     assert reply.headers["www-authenticate"] == f"Bearer {METADATA}"
     assert [event["reason"] for event in rejected] == ["unsupported_scheme"]
+
+
+# Per mode: (scheme, which token) -> status and the reason logged. `plain` is unbound.
+MODE_VERDICTS = {
+    "allowed": {
+        ("Bearer", "plain"): (200, []),
+        ("DPoP", "plain"): (401, ["token_not_bound"]),
+        ("Bearer", "bound"): (401, ["dpop_bound_token"]),
+        ("DPoP", "bound"): (200, []),
+    },
+    "required": {
+        ("Bearer", "plain"): (401, ["dpop_required"]),
+        ("DPoP", "plain"): (401, ["token_not_bound"]),
+        ("Bearer", "bound"): (401, ["dpop_required"]),
+        ("DPoP", "bound"): (200, []),
+    },
+    "disabled": {
+        ("Bearer", "plain"): (200, []),
+        ("DPoP", "plain"): (401, ["unsupported_scheme"]),
+        ("Bearer", "bound"): (401, ["dpop_bound_token"]),
+        ("DPoP", "bound"): (401, ["unsupported_scheme"]),
+    },
+}
+
+
+@pytest.mark.parametrize("mode", list(MODE_VERDICTS))
+async def test_each_modes_scheme_rules_hold_for_a_cached_token_too(
+    call: Call,
+    env: dict[str, object],
+    isolate: Isolate,
+    issuer: FakeIssuer,
+    client: SigningKey,
+    bound: str,
+    mode: str,
+) -> None:
+    """Each token is cached by the first round (a refusal after the signature caches it too);
+    the second round, exactly `Bearer ` / `DPoP ` and a cached token, gets the same verdicts."""
+    env["AUTHPI_DPOP"] = mode
+    tokens = {"plain": issuer.mint(), "bound": bound}
+    for _ in range(2):
+        verdicts = {}
+        for scheme, name in MODE_VERDICTS[mode]:
+            token = tokens[name]
+            with logged() as events:
+                reply = await call(
+                    "/me", authorization=f"{scheme} {token}", dpop=proof(client, "GET", ME, token)
+                )
+            rejected = [e["reason"] for e in events if e["event"] == "request_rejected"]
+            verdicts[scheme, name] = (reply.status, rejected)
+        assert verdicts == MODE_VERDICTS[mode]
+        assert all(token in isolate.verifier(env.get).tokens for token in tokens.values())
 
 
 @pytest.mark.parametrize("scheme", ["DPoP ", "dpop ", "DPOP   "])

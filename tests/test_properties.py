@@ -12,6 +12,7 @@ The clock is fixed and the JWKS is served from memory, so each example is determ
 from __future__ import annotations
 
 import json
+import math
 import re
 import string
 from functools import cache
@@ -33,7 +34,9 @@ from authpi_worker.testing.dpop import jkt, proof_claims, proof_header, public_j
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import AUDIENCE, b64url, edit_signature, sign
 from authpi_worker.testing.tokens import header as token_header
+from authpi_worker.token_cache import TokenCache
 from tests.support.logs import logged
+from tests.test_tokens import verdict
 
 ISSUER = "https://idp.example.test/iss_props"
 ENV = {ISSUER_VAR: ISSUER, AUDIENCE_VAR: AUDIENCE}
@@ -974,6 +977,54 @@ async def test_a_null_kid_is_malformed_not_read_as_absent() -> None:
         reply = await request("/me", f"Bearer {token}", isolate_for(good_jwks()))
     assert is_invalid_token(reply)
     assert [e["reason"] for e in events if e["event"] == "request_rejected"] == ["malformed"]
+
+
+# --- The verified-token cache's shortcut: `credentials` given the tokens it holds ------------
+
+compact_tokens = st.lists(
+    st.text(alphabet=B64URL, min_size=1, max_size=20), min_size=3, max_size=3
+).map(".".join)  # what split accepts, so what the cache may hold
+
+
+class _FreshKeys:
+    """A key source that never changes: every token put stays held."""
+
+    version = 0
+
+    def fresh(self, now: float) -> bool:
+        return True
+
+
+@st.composite
+def near_known(draw: st.DrawFn) -> tuple[TokenCache[object], str | None]:
+    """A verified-token cache holding a few tokens, and a header built around one of them as a
+    client, a proxy or an attacker may send it (often exactly `Bearer ` or `DPoP ` and it),
+    or any header at all."""
+    cache: TokenCache[object] = TokenCache()
+    known = draw(st.lists(compact_tokens, min_size=1, max_size=3, unique=True))
+    for token in known:
+        cache.put(token, {}, -math.inf, math.inf, _FreshKeys())
+    token = draw(st.sampled_from(known))
+    around = st.builds(
+        lambda lead, scheme, sep, body, trail: f"{lead}{scheme}{sep}{body}{trail}",
+        st.sampled_from(["", "", "", " ", "\t", "\n"]),
+        schemes | st.sampled_from(["DPoP", "DPoP", "dpop", "DPOP", "Bearer", "Bearer"]),
+        st.just(" ") | separators,
+        st.sampled_from([token, token, token[:-1], token[1:], token + token, token.upper()]),
+        st.just("") | st.sampled_from([" ", "\t", "=", "==", ",", "\n", " x", ".", "\x00", "ä"]),
+    )
+    return cache, draw(around | authorizations)
+
+
+@settings(max_examples=EXAMPLES * 4, deadline=None)
+@given(case=near_known())
+def test_a_token_the_cache_holds_never_changes_a_headers_verdict(
+    case: tuple[TokenCache[object], str | None],
+) -> None:
+    """Whatever the header: the same token and scheme, or the same refusal, with the cache's
+    tokens as without them. The shortcut never accepts what the scan refuses."""
+    cache, authorization = case
+    assert verdict(authorization, cache) == verdict(authorization)
 
 
 # --- The replay cache under any sequence of proofs (issue 14, item 4) -----------------------

@@ -25,6 +25,7 @@ from authpi_worker import (
     requirement,
 )
 from authpi_worker.errors import InvalidRequest, PayloadTooLarge
+from authpi_worker.routes import MATCHED_PATHS
 from authpi_worker.testing.tokens import caller, organization
 from tests.conftest import WORKER, Call, body
 from tests.support.issuer import FakeIssuer
@@ -303,6 +304,27 @@ def test_a_parameter_is_one_segment_decoded_once(
     path: str, expected: tuple[str, dict[str, str]] | None
 ) -> None:
     assert matched(PARAMS, path) == expected
+    assert matched(PARAMS, path) == expected  # again, now among the paths already matched
+
+
+def test_paths_already_matched_are_kept_within_a_bound() -> None:
+    """A repeated path is answered from the paths matched before (the same endpoint and
+    parameters, which no one can change); past MATCHED_PATHS of them the set starts again,
+    and every answer stays the walk's."""
+    table = Routes(*PARAMS.routes)
+    first = table.match("/orgs/org_a/reports")
+    assert first is not None and table.match("/orgs/org_a/reports") is first
+    with pytest.raises(TypeError):
+        first[1]["org_id"] = "org_b"  # type: ignore[index]
+    for number in range(2 * MATCHED_PATHS + 1):
+        org_id = f"org_{number}"
+        assert matched(table, f"/orgs/{org_id}/reports") == (
+            "/orgs/{org_id}/reports",
+            {"org_id": org_id},
+        )
+        assert 1 <= len(table._matched) <= MATCHED_PATHS
+    assert table.match("/nowhere/x") is None and "/nowhere/x" not in table._matched
+    assert matched(table, "/orgs/org_a/reports") == ("/orgs/{org_id}/reports", {"org_id": "org_a"})
 
 
 def test_a_literal_segment_wins_over_a_parameter() -> None:
@@ -537,3 +559,4 @@ def test_the_trie_finds_what_a_scan_in_literal_first_order_finds(
     )
     found = table.match("/" + "/".join(path))
     assert (found[0].path if found else None) == (candidates[0][1] if candidates else None)
+    assert table.match("/" + "/".join(path)) == found  # asked again: the same answer

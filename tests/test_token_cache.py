@@ -15,6 +15,7 @@ from authpi_worker.token_cache import TOKEN_CACHE_BYTES, TOKEN_CACHE_SIZE, Token
 from authpi_worker.tokens import MAX_TOKEN_BYTES
 from tests.conftest import Call, Clock
 from tests.support.issuer import FakeIssuer
+from tests.support.logs import logged
 
 
 @pytest.fixture
@@ -83,8 +84,51 @@ async def test_insufficient_scope_is_decided_on_cached_claims_too(
     assert (await call("/reports", token)).status == 403
 
 
+@pytest.mark.parametrize(
+    ("spelling", "status", "reason"),
+    [
+        ("Bearer {}", 200, None),  # the exact spelling: the cache's shortcut
+        ("bearer {}", 200, None),  # the others: the full scan, then the cache
+        ("Bearer   {}", 200, None),
+        ("Bearer {} ", 200, None),
+        ("Bearer {} junk", 401, "malformed"),
+        ("Bearer {}=", 401, "malformed"),
+        ("Bearer {}, Bearer {}", 401, "malformed"),
+        ("Bearer\t{}", 401, "malformed"),
+        ("Basic {}", 401, "unsupported_scheme"),
+        ("DPoP {}", 401, "token_not_bound"),
+    ],
+)
+async def test_a_cached_token_in_any_spelling_gets_the_verdict_of_a_fresh_one(
+    call: Call, issuer: FakeIssuer, verifier: Verifier, spelling: str, status: int, reason: str
+) -> None:
+    token = issuer.mint()
+    assert (await call("/me", token)).status == 200
+    assert token in verifier.tokens
+    with logged() as events:
+        reply = await call("/me", authorization=spelling.format(token, token))
+    rejected = [e["reason"] for e in events if e["event"] == "request_rejected"]
+    assert (reply.status, rejected) == (status, [reason] if reason else [])
+
+
+async def test_the_verifier_caches_only_tokens_the_scan_takes_unchanged(
+    call: Call, issuer: FakeIssuer, verifier: Verifier
+) -> None:
+    """What makes the shortcut sound: every token cached is one split accepts, so the exact
+    `Bearer ` spelling of it passes the scan as that very token."""
+    minted = [issuer.mint() for _ in range(4)]
+    for spelling, token in zip(
+        ("bearer {}", "Bearer  {} ", "DPoP {}", "Bearer {}"), minted, strict=True
+    ):
+        await call("/me", authorization=spelling.format(token))  # the DPoP one: 401, but cached
+    assert len(verifier.tokens) == 4 and all(token in verifier.tokens for token in minted)
+    for token in minted:
+        assert tokens.split(token) and tokens.credentials(f"Bearer {token}") == ("Bearer", token)
+
+
 NOW = 1_800_000_000.0
 WINDOW = (NOW - 10, NOW + 10)
+Cache = TokenCache[dict[str, object]]  # what is kept of a token: here, plain claims
 
 
 async def _never_fetched(url: str, edge: Edge) -> Fetched:
@@ -102,7 +146,7 @@ KEYS = key_cache()
 
 
 def test_the_cache_is_a_bounded_lru() -> None:
-    cache = TokenCache(size=3)
+    cache = Cache(size=3)
     for name in "abc":
         cache.put(name, {"sub": name}, *WINDOW, KEYS)
     assert cache.get("a", NOW) is not None  # a is now the most recent
@@ -113,7 +157,7 @@ def test_the_cache_is_a_bounded_lru() -> None:
 
 
 def test_the_default_bound_holds_under_many_tokens() -> None:
-    cache = TokenCache()
+    cache = Cache()
     for n in range(TOKEN_CACHE_SIZE * 2):
         cache.put(str(n), {"sub": str(n)}, *WINDOW, KEYS)
     assert len(cache) == TOKEN_CACHE_SIZE
@@ -122,7 +166,7 @@ def test_the_default_bound_holds_under_many_tokens() -> None:
 def test_the_bytes_of_tokens_held_are_bounded_too() -> None:
     """Tokens up to MAX_TOKEN_BYTES: 1,024 of them, with their claims, would not fit an
     isolate's memory. The least recently used go while the bytes are over the budget."""
-    cache = TokenCache()
+    cache = Cache()
     for n in range(TOKEN_CACHE_SIZE):
         cache.put(f"{n:05d}".ljust(MAX_TOKEN_BYTES, "t"), {"sub": str(n)}, *WINDOW, KEYS)
     assert len(cache) == TOKEN_CACHE_BYTES // MAX_TOKEN_BYTES
@@ -142,7 +186,7 @@ def test_the_bytes_of_tokens_held_are_bounded_too() -> None:
 
 def test_the_key_is_the_whole_token() -> None:
     """Not a part a forger could pair with other claims: one character anywhere misses."""
-    cache = TokenCache()
+    cache = Cache()
     cache.put("head.payload.signature", {"sub": "a"}, *WINDOW, KEYS)
     for other in ("head.payloaX.signature", "heaX.payload.signature", "head.payload.signaturX"):
         assert cache.get(other, NOW) is None
@@ -153,7 +197,7 @@ def test_the_key_is_the_whole_token() -> None:
     ("now", "hit"), [(NOW - 10, True), (NOW + 9.99, True), (NOW + 10, False), (NOW - 10.01, False)]
 )
 def test_a_hit_only_inside_the_window_and_a_miss_drops_the_entry(now: float, hit: bool) -> None:
-    cache = TokenCache()
+    cache = Cache()
     cache.put("t", {"sub": "a"}, *WINDOW, KEYS)
     assert (cache.get("t", now) is not None) is hit
     assert len(cache) == (1 if hit else 0)
@@ -183,7 +227,7 @@ def test_the_window_is_where_the_time_rules_pass(
 
 
 def test_a_key_set_change_drops_that_issuers_tokens_only() -> None:
-    cache, first, second = TokenCache(), key_cache(), key_cache()
+    cache, first, second = Cache(), key_cache(), key_cache()
     cache.put("a", {"sub": "a"}, *WINDOW, first)
     cache.put("b", {"sub": "b"}, *WINDOW, second)
     first.version += 1  # the first issuer rotated or withdrew a key
@@ -193,7 +237,7 @@ def test_a_key_set_change_drops_that_issuers_tokens_only() -> None:
 
 
 def test_a_hit_only_while_its_issuers_key_set_is_fresh() -> None:
-    cache, due, fresh = TokenCache(), key_cache(NOW - JWKS_MAX_AGE), key_cache(NOW - 1)
+    cache, due, fresh = Cache(), key_cache(NOW - JWKS_MAX_AGE), key_cache(NOW - 1)
     cache.put("a", {"sub": "a"}, *WINDOW, due)
     cache.put("b", {"sub": "b"}, *WINDOW, fresh)
     assert cache.get("a", NOW) is None  # its set is due: the full check refreshes it
@@ -201,7 +245,7 @@ def test_a_hit_only_while_its_issuers_key_set_is_fresh() -> None:
 
 
 def test_the_version_is_the_one_the_token_was_verified_under() -> None:
-    cache, keys = TokenCache(), key_cache()
+    cache, keys = Cache(), key_cache()
     keys.version = 7
     cache.put("a", {"sub": "a"}, *WINDOW, keys)
     assert cache.get("a", NOW) == {"sub": "a"}

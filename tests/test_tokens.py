@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import pytest
 
-from authpi_worker.errors import InvalidToken
+from authpi_worker.errors import Denied, InvalidToken
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import (
     caller,
@@ -233,3 +233,86 @@ async def test_a_token_at_the_cap_nested_deep_is_malformed_before_any_fetch(
         assert (await call("/me", token)).status == 401
     assert [event["reason"] for event in events] == ["malformed"]
     assert issuer.jwks_hits == 0
+
+
+# --- A token verified before: `credentials` skips the scan only for its exact spelling -------
+
+KNOWN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJl"  # passed split: base64url, dots
+
+
+class Lookups:
+    """Known tokens (as the verified-token cache holds them) that record every lookup."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = set(tokens)
+        self.asked: list[str] = []  # the very string objects looked up
+        self.hits = 0
+
+    def __contains__(self, token: object) -> bool:
+        assert isinstance(token, str)
+        self.asked.append(token)
+        self.hits += token in self.tokens
+        return token in self.tokens
+
+
+def verdict(authorization: str | None, known: Container[str] = ()) -> object:
+    """What credentials answers: (scheme, token), or the refusal's kind, reason and scheme."""
+    try:
+        return credentials(authorization, known)
+    except Denied as denied:
+        return type(denied).__name__, denied.reason, denied.scheme
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "DPoP"])
+def test_a_known_token_in_its_exact_spelling_skips_the_scan(scheme: str) -> None:
+    known = Lookups(KNOWN)
+    assert credentials(f"{scheme} {KNOWN}", known) == (scheme, KNOWN)
+    assert known.hits == 1
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [
+        (f"bearer {KNOWN}", ("Bearer", KNOWN)),  # the scheme's case is free: the scan says so
+        (f"BEARER {KNOWN}", ("Bearer", KNOWN)),
+        (f"dpop {KNOWN}", ("DPoP", KNOWN)),
+        (f"Bearer  {KNOWN}", ("Bearer", KNOWN)),
+        (f"DPoP   {KNOWN}", ("DPoP", KNOWN)),
+        (f"Bearer {KNOWN} ", ("Bearer", KNOWN)),
+        (f" Bearer {KNOWN}", ("Bearer", KNOWN)),
+        (f"Bearer {KNOWN}\t", ("Bearer", KNOWN)),
+        (f"Bearer {KNOWN}==", ("Bearer", KNOWN + "==")),  # b64token's padding: split refuses it
+        (f"Bearer {KNOWN} junk", ("InvalidToken", "malformed", "Bearer")),
+        (f"Bearer {KNOWN}, Bearer {KNOWN}", ("InvalidToken", "malformed", "Bearer")),
+        (f"DPoP {KNOWN}\n", ("InvalidToken", "malformed", "DPoP")),
+        (f"Bearer\t{KNOWN}", ("InvalidToken", "malformed", "Bearer")),
+        (f"Bearer {KNOWN}\x00", ("InvalidToken", "malformed", "Bearer")),
+        (f"Bearer{KNOWN}", ("MissingToken", "unsupported_scheme", "Bearer")),
+        (f"Basic {KNOWN}", ("MissingToken", "unsupported_scheme", "Bearer")),
+        (f"Token {KNOWN}", ("MissingToken", "unsupported_scheme", "Bearer")),
+        (KNOWN, ("MissingToken", "unsupported_scheme", "Bearer")),
+    ],
+)
+def test_a_known_token_in_any_other_spelling_gets_every_rule(
+    authorization: str, expected: object
+) -> None:
+    """No lookup answers yes, so the scan decides, as for a token never seen."""
+    known = Lookups(KNOWN)
+    assert verdict(authorization, known) == verdict(authorization) == expected
+    assert known.hits == 0
+
+
+def test_a_known_header_too_long_for_any_token_is_not_looked_up() -> None:
+    huge = "a" * (MAX_TOKEN_BYTES + 100)
+    known = Lookups(huge)  # never in the real cache (split refuses it), yet refused here too
+    assert verdict(f"Bearer {huge}", known) == ("InvalidToken", "too_large", "Bearer")
+    assert known.asked == []
+
+
+def test_a_token_not_yet_known_is_hashed_once() -> None:
+    """A miss returns the very string it looked up, whose hash Python keeps: the cache's own
+    lookup then does not hash the token a second time."""
+    known = Lookups()
+    scheme, token = credentials(f"Bearer {KNOWN}", known)
+    assert (scheme, token) == ("Bearer", KNOWN) and known.asked == [KNOWN]
+    assert token is known.asked[0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from authpi_worker.authorization import Requirement
+from authpi_worker.authorization import Entitlements, Requirement
 from authpi_worker.config import (
     VARS,
     Lookup,
@@ -55,15 +55,20 @@ SCHEMES: dict[str, tuple[Scheme, ...]] = {
 
 @dataclass(slots=True)  # not frozen: one per request, and a frozen init costs more
 class Caller:
-    """Who is calling: the token's verified claims, and the scheme it came under."""
+    """Who is calling: the token's verified claims with what they grant, and the scheme it
+    came under."""
 
-    claims: Claims
+    entitled: Entitlements  # kept with the token in the verified-token cache
     scheme: Scheme
+
+    @property
+    def claims(self) -> Claims:
+        return self.entitled.claims
 
     def require(self, requirement: Requirement, params: Mapping[str, str] | None = None) -> None:
         """Authenticated is not authorized: 403 unless the token meets the requirement."""
         try:
-            requirement.check(self.claims, params)
+            requirement.check_entitlements(self.entitled, params)
         except Denied as denied:
             denied.scheme = self.scheme  # the challenge answers in the scheme used
             raise
@@ -82,7 +87,7 @@ class Verifier:
         self.issuers = {
             issuer: KeyCache(jwks_url(issuer), fetch, clock) for issuer in settings.issuers
         }
-        self.tokens = TokenCache()
+        self.tokens: TokenCache[Entitlements] = TokenCache()
         self.proofs = ProofChecker(clock)
         self._challenges: dict[str | None, Challenge] = {}
         self._clock = clock
@@ -102,12 +107,16 @@ class Verifier:
     ) -> Caller:
         """The caller of a valid token (with a valid proof when DPoP-bound), or a Denied
         saying why not (401, or 503 without keys)."""
-        scheme, token = credentials(authorization)
+        scheme, token = credentials(authorization, self.tokens)  # a cached token: no scan
         if scheme not in self.schemes:
             raise MissingToken("dpop_required" if scheme == "Bearer" else "unsupported_scheme")
         try:
-            claims = await self._claims(token)
-            jkt = confirmation(claims)
+            # From the verified-token cache while its issuer's key set is fresh and unchanged
+            # and the token inside its lifetime; else verified in full, and cached.
+            entitled = self.tokens.get(token, self._clock())
+            if entitled is None:
+                entitled = await self._verify(token)
+            jkt = confirmation(entitled.claims)
             if scheme == "DPoP":
                 if jkt is None:  # nothing binds it: a proof would confirm nothing
                     raise InvalidToken("token_not_bound", "token is not DPoP-bound")
@@ -117,7 +126,7 @@ class Verifier:
         except Denied as denied:
             denied.scheme = scheme
             raise
-        return Caller(claims, scheme)
+        return Caller(entitled, scheme)
 
     def challenge(self, url: str) -> Challenge:
         """The schemes we accept and where our metadata is, for a 401 or 403 to this URL:
@@ -130,14 +139,9 @@ class Verifier:
                 self._challenges[resource] = challenge
         return challenge
 
-    async def _claims(self, token: str) -> Claims:
-        """The token's verified claims: from the verified-token cache while its issuer's key
-        set is fresh and unchanged and the token inside its lifetime, else verified in full
-        (with the keys of the issuer its iss names, and no other's) and cached."""
-        now = self._clock()
-        cached = self.tokens.get(token, now)
-        if cached is not None:
-            return cached
+    async def _verify(self, token: str) -> Entitlements:
+        """The claims of a token not in the cache, with what they grant: verified in full
+        (with the keys of the issuer its iss names, and no other's), then cached."""
         parsed = parse(token)
         try:
             keys = self._keys_of(parsed)
@@ -147,8 +151,9 @@ class Verifier:
         except Denied as denied:
             denied.kid = parsed.kid
             raise
-        self.tokens.put(token, parsed.claims, *window, keys)
-        return parsed.claims
+        entitled = Entitlements(parsed.claims)
+        self.tokens.put(token, entitled, *window, keys)
+        return entitled
 
     def _keys_of(self, parsed: Parsed) -> KeyCache:
         """The key cache of the issuer the token names: an iss we don't list is refused

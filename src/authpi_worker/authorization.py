@@ -62,22 +62,27 @@ def caller_kind(claims: Mapping[str, Any]) -> CallerKind | None:
 
 def membership_scopes(claims: Mapping[str, Any], org_id: str) -> tuple[str, ...]:
     """The scopes of the membership whose `id` equals org_id exactly; () when there is none or
-    the claim is malformed. Two entries for one organization (which AuthPI never issues) grant
-    nothing: neither can be trusted to be the current one."""
+    the claim is malformed (see `memberships`)."""
+    return memberships(claims).get(org_id, ())
+
+
+def memberships(claims: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Each membership's scopes by its organization's `id`. An entry whose scopes are not a
+    list of strings grants nothing (); so do two entries for one organization (which AuthPI
+    never issues): neither can be trusted to be the current one. Entries that are not objects
+    with a string id name no organization; a claim that is not a list names none."""
     organizations = claims.get("organizations")
     if not isinstance(organizations, list):
-        return ()
-    found: tuple[str, ...] | None = None
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
     for entry in organizations:
-        if not isinstance(entry, dict) or entry.get("id") != org_id:
+        org_id = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(org_id, str):
             continue
         scopes = entry.get("scopes")
-        if found is not None or not isinstance(scopes, list):
-            return ()
-        if not all(isinstance(scope, str) for scope in scopes):
-            return ()
-        found = tuple(scopes)
-    return found or ()
+        well_formed = isinstance(scopes, list) and all(isinstance(one, str) for one in scopes)
+        found[org_id] = tuple(scopes) if well_formed and org_id not in found else ()
+    return found
 
 
 def grants(granted: str, needed: str) -> bool:
@@ -103,10 +108,50 @@ def grants(granted: str, needed: str) -> bool:
 
 
 def has_permission(claims: Mapping[str, Any], org_id: str, permission: str) -> bool:
-    """The token's membership in org_id grants permission (see `grants`); the permission
-    itself, the common case, is found without parsing any scope."""
-    scopes = membership_scopes(claims, org_id)
+    """The token's membership in org_id grants permission (see `grants`)."""
+    return _granted(membership_scopes(claims, org_id), permission)
+
+
+def _granted(scopes: tuple[str, ...], permission: str) -> bool:
+    """One of a membership's scopes grants permission; the permission itself, the common case,
+    is found without parsing any scope."""
     return permission in scopes or any(grants(scope, permission) for scope in scopes)
+
+
+class Entitlements:
+    """What one token's claims grant, each part read from them once, when first asked: the
+    caller kind, the token scopes, the memberships by organization id. The Verifier keeps one
+    beside each token in its verified-token cache, and drops it with the token: a cached
+    token's claims (which never change) are not scanned again on every request."""
+
+    __slots__ = ("_kind", "_kind_read", "_memberships", "_scopes", "claims")
+
+    def __init__(self, claims: Mapping[str, Any]) -> None:
+        self.claims = claims
+        self._kind: CallerKind | None = None
+        self._kind_read = False  # None is an answer: the kinds disagree, or there is none
+        self._scopes: frozenset[str] | None = None
+        self._memberships: dict[str, tuple[str, ...]] | None = None
+
+    @property
+    def kind(self) -> CallerKind | None:
+        """Who calls (`caller_kind`)."""
+        if not self._kind_read:
+            self._kind, self._kind_read = caller_kind(self.claims), True
+        return self._kind
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """The token scopes (`token_scopes`)."""
+        if self._scopes is None:
+            self._scopes = token_scopes(self.claims)
+        return self._scopes
+
+    def permits(self, org_id: str, permission: str) -> bool:
+        """Its membership in org_id grants permission (`has_permission`)."""
+        if self._memberships is None:
+            self._memberships = memberships(self.claims)
+        return _granted(self._memberships.get(org_id, ()), permission)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +195,18 @@ class Requirement:
         return not (self.scopes or self.org or self.callers is not None)
 
     def check(self, claims: Mapping[str, Any], params: Mapping[str, str] | None = None) -> None:
-        """Raise InsufficientScope unless the token satisfies every rule. Caller kind first,
-        then token scopes, then the organization permission."""
-        if self.callers is not None and caller_kind(claims) not in self.callers:
+        """Raise InsufficientScope unless the token satisfies every rule (`check_entitlements`)."""
+        self.check_entitlements(Entitlements(claims), params)
+
+    def check_entitlements(
+        self, entitled: Entitlements, params: Mapping[str, str] | None = None
+    ) -> None:
+        """Raise InsufficientScope unless the token whose Entitlements these are satisfies every
+        rule. Caller kind first, then token scopes, then the organization permission."""
+        if self.callers is not None and entitled.kind not in self.callers:
             raise InsufficientScope(None, "not allowed for this kind of caller")
         if self.scopes:
-            granted = token_scopes(claims)
+            granted = entitled.scopes
             if self.scope is not None and self.scope not in granted:
                 raise InsufficientScope(self.scope)
             missing = [scope for scope in self.all_scopes if scope not in granted]
@@ -165,7 +216,7 @@ class Requirement:
                 raise InsufficientScope(" ".join(self.any_scopes), "requires one of these")
         if self.org is not None:
             org_id = (params or {}).get(self.org.param)
-            if org_id is None or not has_permission(claims, org_id, self.org.permission):
+            if org_id is None or not entitled.permits(org_id, self.org.permission):
                 raise InsufficientScope(None, f"requires {self.org.permission} in the organization")
 
 

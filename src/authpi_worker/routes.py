@@ -45,6 +45,10 @@ _PATH = re.compile(r"[^:/?#]+://[^/?#]*([^?#]*)")  # RFC 3986 §3: scheme://auth
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a whole segment: `{org_id}`
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a `%` not followed by two hex digits
 NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+# Paths with parameters already matched, kept with their endpoint and (immutable) parameters:
+# walking the trie again costs more than a dict lookup under Pyodide. Paths vary at will (one
+# per organization id), so past this many the set starts again: a few dozen KB at most.
+MATCHED_PATHS = 256
 
 
 async def no_body() -> bytes:
@@ -173,6 +177,7 @@ class Routes:
                 raise ValueError(f"{route.path}: a method is declared twice")
             grouped[route.path] = (*grouped.get(route.path, ()), route)
         self._static: dict[str, tuple[Endpoint, Mapping[str, str]]] = {}
+        self._matched: dict[str, tuple[Endpoint, Mapping[str, str]]] = {}  # paths with params
         self._root: _Node | None = None
         for path, found in grouped.items():
             endpoint = Endpoint(
@@ -210,22 +215,33 @@ class Routes:
         node.endpoint = endpoint
 
     def match(self, path: str) -> tuple[Endpoint, Mapping[str, str]] | None:
-        """The endpoint a request path reaches and its parameters, decoded; None if none."""
-        found = self._static.get(path)
+        """The endpoint a request path reaches and its parameters, decoded; None if none.
+        A path with parameters is walked once, then found among the last ones matched."""
+        found = self._static.get(path) or self._matched.get(path)
         if found is not None or self._root is None or path[:1] != "/":
             return found
-        segments = path[1:].split("/")
-        values: list[str] = []
-        endpoint = _greedy(self._root, segments, values)
-        if endpoint is None:  # a literal led nowhere: the depth-first walk tries parameters
-            values.clear()
-            endpoint = _walk(self._root, segments, 0, values)
-        if endpoint is None:
-            return None
-        names = endpoint.params
-        if len(names) == 1:  # the common case, without zip's cost
-            return endpoint, MappingProxyType({names[0]: values[0]})
-        return endpoint, MappingProxyType(dict(zip(names, values, strict=True)))
+        found = _search(self._root, path)
+        if found is not None:
+            if len(self._matched) >= MATCHED_PATHS:
+                self._matched.clear()
+            self._matched[path] = found
+        return found
+
+
+def _search(root: _Node, path: str) -> tuple[Endpoint, Mapping[str, str]] | None:
+    """The endpoint a path with parameters reaches in the trie, and its parameters."""
+    segments = path[1:].split("/")
+    values: list[str] = []
+    endpoint = _greedy(root, segments, values)
+    if endpoint is None:  # a literal led nowhere: the depth-first walk tries parameters
+        values.clear()
+        endpoint = _walk(root, segments, 0, values)
+    if endpoint is None:
+        return None
+    names = endpoint.params
+    if len(names) == 1:  # the common case, without zip's cost
+        return endpoint, MappingProxyType({names[0]: values[0]})
+    return endpoint, MappingProxyType(dict(zip(names, values, strict=True)))
 
 
 def _template(path: str) -> list[tuple[str, str | None]]:

@@ -15,6 +15,7 @@ import time
 from itertools import cycle, islice
 from typing import Any
 
+from authpi_worker.authorization import Entitlements
 from authpi_worker.jwks import MAX_MAX_AGE, Cached
 from authpi_worker.keys import Key, KeySet
 from authpi_worker.tokens import check_claims, check_times, claims, credentials, parse
@@ -29,7 +30,8 @@ def prime(env: Any, token: str) -> None:
     """Make `token` a cache hit for the Verifier the entry uses with `env` (a dict of the
     Worker's vars), as if an earlier request had verified it: a key set holding the token's
     kid (with NO_KEY, fetched now), and the token's claims, decoded by the core as after a
-    good signature, in the verified-token cache under the key set's version.
+    good signature, in the verified-token cache (as their Entitlements) under the key set's
+    version.
 
     The token's signature is never checked, so any well-formed token would pass here: make
     bench passes a validly signed one, whose verdict it checks under CPython first."""
@@ -46,7 +48,7 @@ def prime_isolate(isolate: Any, env: Any, token: str) -> None:
     verifier.keys.cached = Cached(keys, fetched_at=time.time(), max_age=MAX_MAX_AGE)
     decoded = claims(parsed)
     window = check_times(decoded, verifier.settings.clock_tolerance, time.time())
-    verifier.tokens.put(token, decoded, *window, verifier.keys)
+    verifier.tokens.put(token, Entitlements(decoded), *window, verifier.keys)
 
 
 def core(env: Any, fresh: list[str], count: int) -> int:
