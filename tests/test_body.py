@@ -67,8 +67,8 @@ def test_json_texts_parse(raw: bytes, value: Any) -> None:
         (b'{"n": 1e999}', "body_not_json"),  # beyond a float: no inf sneaks in
         (b'{"n": -1e999}', "body_not_json"),
         (b'{"n": ' + b"9" * 5000 + b"}", "body_not_json"),  # past CPython's int digits limit
-        (b'{"title": "a", "title": "b"}', "body_duplicate_key"),
-        (b'{"x": {"k": 1, "k": 1}}', "body_duplicate_key"),
+        (b'{"title": "a", "title": "b"}', "body_duplicate_name"),
+        (b'{"x": {"k": 1, "k": 1}}', "body_duplicate_name"),
         (b"\xef\xbb\xbf{}", "body_not_json"),  # a BOM: RFC 8259 §8.1 forbids adding one
         (b'{"title": "\xff"}', "body_not_utf8"),
         (b'{"title": "\xc3"}', "body_not_utf8"),

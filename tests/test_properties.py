@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import REPORTS_SCOPE, ROUTES
-from authpi_worker import Isolate, Reply, Request, dispatch
+from authpi_worker import Isolate, Reply, Request, dispatch, strict_json
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR
 from authpi_worker.dpop import DPOP_TYPES, PROOF_MAX_AGE, PROOF_MAX_FUTURE, ReplayCache
 from authpi_worker.jwks import MAX_MAX_AGE, MIN_MAX_AGE, Edge, Fetched
@@ -663,9 +663,9 @@ def is_key_set_document(body: bytes) -> bool:
     """RFC 7517 §5, within keys.py's limits: a JSON object whose `keys` is a list."""
     if len(body) > MAX_JWKS_BYTES:
         return False
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
+    try:  # strictly, as every document the Worker parses (a nest too deep is no document)
+        document = strict_json.loads(body)
+    except strict_json.InvalidJson:
         return False
     jwks = document.get("keys") if isinstance(document, dict) else None
     return isinstance(jwks, list) and len(jwks) <= MAX_KEYS

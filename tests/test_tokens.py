@@ -8,6 +8,7 @@ from collections.abc import Callable, Container
 import pytest
 
 from authpi_worker.errors import Denied, InvalidToken
+from authpi_worker.strict_json import MAX_DEPTH as MAX_JSON_DEPTH
 from authpi_worker.testing.keys import SigningKey, make_key
 from authpi_worker.testing.tokens import (
     caller,
@@ -15,7 +16,7 @@ from authpi_worker.testing.tokens import (
     organization,
     sign,
 )
-from authpi_worker.tokens import MAX_JSON_DEPTH, MAX_TOKEN_BYTES, credentials, json_object, parse
+from authpi_worker.tokens import MAX_TOKEN_BYTES, credentials, json_object, parse
 from tests.conftest import Call, body
 from tests.hostile import HOSTILE_TOKENS as HOSTILE
 from tests.support.issuer import FakeIssuer

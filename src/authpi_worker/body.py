@@ -8,20 +8,17 @@ and nesting deeper than MAX_DEPTH are all a 400, never a 500.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from authpi_worker import strict_json
 from authpi_worker.errors import InvalidRequest, PayloadTooLarge
 
 # Deeper nesting is refused before parsing: an API's JSON is a few levels deep, and a body of
 # "[[[[…" must never reach the recursion limit (a RecursionError under CPython, and under
 # Pyodide the wasm stack, which a RecursionError might not guard).
 MAX_DEPTH = 64
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # a JSON string, escapes included
-_BRACKET = re.compile(rb"[\[\]{}]")
 _DIGITS = re.compile(r"[0-9]+")  # RFC 9110 §8.6: Content-Length = 1*DIGIT
 _HUGE = 10**18  # what a longer Content-Length counts as: more than any limit, no int() of it
 
@@ -50,59 +47,10 @@ def declared_length(value: str) -> int:
 
 
 def parse_json(raw: bytes) -> Any:
-    """The value of a UTF-8 JSON text, or InvalidRequest naming what is wrong with it."""
+    """The value of a strict JSON text (authpi_worker.strict_json), at most MAX_DEPTH deep, or
+    InvalidRequest naming what is wrong with it (body_not_utf8, body_too_deep,
+    body_duplicate_name, body_not_json)."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidRequest("body_not_utf8") from None
-    if _depth(raw) > MAX_DEPTH:
-        raise InvalidRequest("body_too_deep")
-    try:
-        return json.loads(
-            text,
-            parse_constant=_no_constant,
-            parse_float=_finite,
-            object_pairs_hook=_unique_keys,
-        )
-    except _DuplicateKey:
-        raise InvalidRequest("body_duplicate_key") from None
-    except (ValueError, RecursionError):  # JSONDecodeError, NaN, 1e999, an int of 5000 digits
-        raise InvalidRequest("body_not_json") from None
-
-
-def _depth(raw: bytes) -> int:
-    """How deep arrays and objects nest, strings left out; an upper bound for invalid JSON.
-    Counts only when there are enough brackets to go past the limit at all."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
-        return 0
-    depth = deepest = 0
-    for bracket in _BRACKET.findall(_STRING.sub(b"", raw)):
-        if bracket in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object, unless a key repeats: parsers disagree on which value wins (RFC 8259 §4)."""
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise _DuplicateKey
-    return found
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("a number beyond a float's range")
-    return value
+        return strict_json.loads(raw, MAX_DEPTH)
+    except strict_json.InvalidJson as problem:
+        raise InvalidRequest(f"body_{problem.reason}") from None

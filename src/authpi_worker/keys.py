@@ -19,6 +19,8 @@ from typing import Any
 
 from jwt import PyJWK
 
+from authpi_worker import strict_json
+
 # 512 KiB and 100 keys: a real issuer publishes a handful; more is a broken or hostile document.
 MAX_JWKS_BYTES = 512 * 1024
 MAX_KEYS = 100
@@ -112,9 +114,9 @@ def parse_jwks(body: bytes) -> KeySet:
     if len(body) > MAX_JWKS_BYTES:
         raise InvalidKeySet(f"document over {MAX_JWKS_BYTES} bytes")
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise InvalidKeySet("not JSON") from None
+        document = strict_json.loads(body)
+    except strict_json.InvalidJson as problem:
+        raise InvalidKeySet(f"not JSON ({problem.reason})") from None
     jwks = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(jwks, list):
         raise InvalidKeySet("no keys list")

@@ -8,7 +8,6 @@ we need (it coerces numeric strings, accepts non-canonical base64url and Infinit
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from base64 import urlsafe_b64decode
@@ -19,6 +18,7 @@ from typing import Any
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
+from authpi_worker import strict_json
 from authpi_worker.config import Settings
 from authpi_worker.errors import InvalidToken, MissingToken, Scheme
 
@@ -34,10 +34,6 @@ MAX_TOKEN_BYTES = 32 * 1024
 # The header is parsed before the signature is checked, so its JSON is attacker-made: a flat
 # object, nothing like the thousands of nested brackets that exhaust Pyodide's wasm stack.
 MAX_HEADER_BRACKETS = 32
-# The payload (read before the signature for its iss) and a DPoP proof's (signed by any key)
-# are attacker-made too, and may not be flat: AuthPI's claims nest 4 deep. Pyodide's stack
-# took 5,000 nested brackets in Node and died of 10,000 (a fatal error, not an exception).
-MAX_JSON_DEPTH = 512
 
 _ALLOWED = frozenset(ALGORITHMS)  # parse() checks alg here: it needs no cryptography
 # RFC 6750 §2.1 and RFC 9449 §7.1: `Bearer` or `DPoP` (any case), one or more spaces, one
@@ -271,59 +267,13 @@ def b64decode(segment: str) -> bytes:
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 
 
-# A JSON string (its brackets are no nesting), unrolled so that sre runs through it in one go.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-_OPENING = frozenset(b"[{")
-
-
-def _too_deep(data: bytes) -> bool:
-    """More than MAX_JSON_DEPTH brackets open at once, outside strings. Nothing can nest
-    deeper than it has brackets: only JSON with more than that is scanned."""
-    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
-        return False
-    depth = 0
-    for byte in _STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in _OPENING else -1
-        if depth > MAX_JSON_DEPTH:
-            return True
-    return False
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    """1e400 is valid JSON that overflows to inf: no claim may carry it (nor echo it back)."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-# Built once: json.loads with hooks builds a decoder and its scanner on every call (~2 µs).
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=_unique_members, parse_constant=_reject_constant, parse_float=_finite_float
-)
-
-
 def json_object(data: bytes, part: str) -> dict[str, Any]:
-    """UTF-8 JSON with one object at the top, no duplicate names, no NaN or Infinity, nested
-    at most MAX_JSON_DEPTH deep."""
-    if _too_deep(data):
-        raise InvalidToken("malformed", f"{part} nests too deep")
+    """Strict JSON (authpi_worker.strict_json) with one object at the top."""
     try:
-        value = _DECODER.decode(data.decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise InvalidToken("malformed", f"{part} is not JSON") from None
+        value = strict_json.loads(data)
+    except strict_json.InvalidJson as problem:
+        why = "nests too deep" if problem.reason == "too_deep" else "is not JSON"
+        raise InvalidToken("malformed", f"{part} {why}") from None
     if not isinstance(value, dict):
         raise InvalidToken("malformed", f"{part} is not a JSON object")
     return value
