@@ -16,10 +16,11 @@ from app import ROUTES
 from authpi_worker import Isolate, Reply, Request, dispatch
 from authpi_worker.cloudflare import fetch_jwks  # the JWKS through Workers fetch and the edge cache
 
-# What the verifier enforces (authpi_worker.tokens, .dpop): iss == AUTHPI_ISSUER_URL, aud names
-# one of AUTHPI_AUDIENCE, algorithms ES256 / EdDSA (Ed25519) / RS256 only, typ at+jwt, exp
-# required, nbf and iat not in the future (AUTHPI_CLOCK_TOLERANCE seconds of leeway, default 0),
-# sub required; a token bound to a DPoP key (cnf.jkt) only with a valid proof of that key.
+# What the verifier enforces (authpi_worker.tokens, .dpop): iss one of AUTHPI_ISSUER_URL (and only
+# that issuer's keys verify it), aud one of AUTHPI_AUDIENCE, algorithms ES256 / EdDSA (Ed25519) /
+# RS256 only, typ at+jwt, exp required, nbf and iat not in the future (AUTHPI_CLOCK_TOLERANCE
+# seconds of leeway, default 0), sub required; a token bound to a DPoP key (cnf.jkt) only with a
+# valid proof of that key. What each route needs beyond that is declared in app.py.
 
 
 # Per isolate: the key set, verified tokens and seen DPoP proofs, kept across requests. Empty
