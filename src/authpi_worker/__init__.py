@@ -15,29 +15,53 @@ needs:
   path may hold `{name}` parameters (`request.params`) and declare `scope=`, `any_scopes=`,
   `all_scopes=`, `org=(param, permission)` and `callers=`; a handler reads a JSON body with
   `await request.json(max_bytes=...)`, and raises InvalidRequest (400) for one it cannot take.
+
+For integrations beside the core (authpi_worker.starlette, .fastapi, yours), so that their
+answers are the core's byte for byte: `Site` (what the variables make of the Worker, from
+`isolate.site(var)`), `rejected` (a refusal's Reply and its log line), the refusal types
+(`Denied`, `InsufficientScope`, `ServerMisconfigured`), `Fetcher`, `Lookup`, `OrgPermission`,
+`log_event`; and the public modules `authpi_worker.metadata` (RFC 9728) and
+`authpi_worker.cors` (the CORS policy's constants).
 """
 
-from authpi_worker.auth import Claims, Isolate
-from authpi_worker.authorization import CallerKind, Requirement, requirement
-from authpi_worker.errors import InvalidRequest, PayloadTooLarge
-from authpi_worker.jwks import Edge, Fetched
+from authpi_worker.auth import Claims, Isolate, Site, rejected
+from authpi_worker.authorization import CallerKind, OrgPermission, Requirement, requirement
+from authpi_worker.config import Lookup
+from authpi_worker.errors import (
+    Denied,
+    InsufficientScope,
+    InvalidRequest,
+    PayloadTooLarge,
+    ServerMisconfigured,
+)
+from authpi_worker.jwks import Edge, Fetched, Fetcher
+from authpi_worker.logs import log_event
 from authpi_worker.responses import Reply, json_reply
 from authpi_worker.routes import Request, Route, Routes, dispatch
 
 __all__ = [
     "CallerKind",
     "Claims",
+    "Denied",
     "Edge",
     "Fetched",
+    "Fetcher",
+    "InsufficientScope",
     "InvalidRequest",
     "Isolate",
+    "Lookup",
+    "OrgPermission",
     "PayloadTooLarge",
     "Reply",
     "Request",
     "Requirement",
     "Route",
     "Routes",
+    "ServerMisconfigured",
+    "Site",
     "dispatch",
     "json_reply",
+    "log_event",
+    "rejected",
     "requirement",
 ]

@@ -39,10 +39,15 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from authpi_worker import Claims, Requirement, requirement
-from authpi_worker.authorization import CallerKind, OrgPermission
-from authpi_worker.errors import ServerMisconfigured
-from authpi_worker.jwks import Fetcher
+from authpi_worker import (
+    CallerKind,
+    Claims,
+    Fetcher,
+    OrgPermission,
+    Requirement,
+    ServerMisconfigured,
+    requirement,
+)
 from authpi_worker.starlette import PROTECTED, fetch_jwks
 from authpi_worker.starlette import AuthPI as StarletteAuthPI
 

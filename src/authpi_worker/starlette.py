@@ -36,26 +36,29 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Beyond the core's public API (listed in docs/fastapi.md, "What it takes from the core"): the
+# The core's public API, its integration part included (authpi_worker's docstring): the
 # core's own refusal writer and metadata, so that these answers are the main Worker's, byte
 # for byte, and the CORS policy's constants.
 from authpi_worker import (
+    CallerKind,
     Claims,
     Edge,
     Fetched,
+    Fetcher,
+    InsufficientScope,
     Isolate,
+    Lookup,
+    OrgPermission,
     Reply,
     Requirement,
+    ServerMisconfigured,
+    Site,
     json_reply,
+    log_event,
+    rejected,
     requirement,
 )
-from authpi_worker.auth import Site, rejected
-from authpi_worker.authorization import CallerKind, OrgPermission
-from authpi_worker.config import Lookup
 from authpi_worker.cors import CORS_MAX_AGE, CORS_REFUSED, EXPOSE_HEADERS
-from authpi_worker.errors import InsufficientScope, ServerMisconfigured
-from authpi_worker.jwks import Fetcher
-from authpi_worker.logs import log_event
 from authpi_worker.metadata import (
     METADATA_MAX_AGE,
     WELL_KNOWN,

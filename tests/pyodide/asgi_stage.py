@@ -19,7 +19,6 @@ token is a cache hit, primed by asgi_probes.prime, as in the main stage) and no 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Iterator
@@ -48,28 +47,10 @@ REPORT = b'{"title":"Q3"}'
 
 
 class AsgiStage(Stage):
-    """run.mjs with the ASGI Worker: requests carry a Host header, and a body if given."""
+    """run.mjs with the ASGI Worker: requests carry a Host header too."""
 
-    def send(
-        self,
-        path: str,
-        authorization: str | None,
-        env: Env,
-        *,
-        method: str = "GET",
-        headers: Headers = (),
-        body: bytes | None = None,
-    ) -> Outcome:
-        sent = fields(authorization, headers)
-        reply = self.command(
-            "fetch",
-            url=ORIGIN + path,
-            method=method,
-            headers=[list(h) for h in sent],
-            env=env,
-            body=None if body is None else base64.b64encode(body).decode("ascii"),
-        )
-        return host.outcome(reply["result"], reply["output"])
+    def fields(self, authorization: str | None, headers: Headers) -> list[tuple[str, str]]:
+        return fields(authorization, headers)
 
 
 def fields(authorization: str | None, extra: Headers) -> list[tuple[str, str]]:
@@ -117,7 +98,7 @@ def cpython(
 def same_in_both(
     stage: AsgiStage, path: str, authorization: str | None, env: Env, **kw: Any
 ) -> Outcome:
-    in_pyodide = stage.send(path, authorization, env, **kw)
+    in_pyodide = stage.fetch(path, authorization, env, **kw)
     assert in_pyodide == cpython(path, authorization, env, **kw)
     return in_pyodide
 

@@ -103,7 +103,7 @@ class Stage(JsonLinesChild):
         body: bytes | None = None,
     ) -> Outcome:
         """One request through Default.fetch, as workerd makes it (a body: a real JS stream)."""
-        sent = request_headers(authorization, headers)
+        sent = self.fields(authorization, headers)
         reply = self.command(
             "fetch",
             url=ORIGIN + path,
@@ -113,6 +113,10 @@ class Stage(JsonLinesChild):
             body=None if body is None else base64.b64encode(body).decode("ascii"),
         )
         return outcome(reply["result"], reply["output"])
+
+    def fields(self, authorization: str | None, headers: Headers) -> list[tuple[str, str]]:
+        """The request's header fields (a stage for another Worker may send others)."""
+        return request_headers(authorization, headers)
 
     def probe(self, name: str, *args: Any) -> Any:
         """Call a function of tests/pyodide/probes.py inside Pyodide; its JSON answer."""
