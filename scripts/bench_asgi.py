@@ -166,7 +166,7 @@ class AsgiBench:
         cases = {
             "origin": ORIGIN,
             "env": env,
-            "cached_token": token,
+            "cached_tokens": [token],
             "fresh": [],
             "requests": {
                 field: {"path": path, "headers": pairs}
