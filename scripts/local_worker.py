@@ -30,6 +30,7 @@ import pyjson5
 from app import ROUTES
 from authpi_worker import Edge, Fetched, Isolate, Request, dispatch
 from authpi_worker.config import AUDIENCE_VAR, ISSUER_VAR, VARS
+from authpi_worker.metadata import plain_host
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8787  # wrangler dev's port
@@ -46,9 +47,6 @@ ERRORS: dict[int, str] = {
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "content_too_large",  # RFC 9110's name for 413
     HTTPStatus.NOT_IMPLEMENTED: "not_implemented",
 }
-# A Host header as browsers and curl send it; anything else is answered as if it named the
-# address we listen on (workerd, too, only ever hands the Worker a parsed URL).
-_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _DIGITS = re.compile(r"[0-9]+")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;[^\r\n]*)?\r?\n")
 
@@ -183,8 +181,9 @@ class LocalWorker:
 
 def request_url(host: str | None, target: str, listening: str) -> str:
     """The URL the Worker sees, built from the Host header as Workers does (DPoP proofs name
-    it); an unusable Host is taken as the address we listen on."""
-    authority = host if host is not None and _HOST.fullmatch(host) else listening
+    it); an unusable Host (metadata.plain_host) is taken as the address we listen on, as
+    workerd, too, only ever hands the Worker a parsed URL."""
+    authority = host if host is not None and plain_host(host) else listening
     return f"http://{authority}{target if target.startswith('/') else '/' + target}"
 
 

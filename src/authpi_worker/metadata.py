@@ -10,11 +10,18 @@ from urllib.parse import urlsplit
 
 from authpi_worker.config import Settings
 from authpi_worker.dpop import DPOP_ALGORITHMS
+from authpi_worker.responses import Reply, json_reply
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"  # RFC 9728 §3
+WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
 METADATA_MAX_AGE = 3600  # seconds clients and caches may keep the document: it changes on deploy
-# An origin as the runtime serializes a request URL's: scheme, host and optional port.
-_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
+METADATA_METHODS = ("GET", "HEAD")  # the document is read, never written
+# A host and optional port as the runtime serializes a request URL's (and browsers and curl
+# send Host): a name or an IPv6 literal in brackets.
+_HOST = r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+_PLAIN_HOST = re.compile(_HOST)
+_ORIGIN = re.compile(r"https?://" + _HOST)  # scheme, host and optional port
 
 
 def resource_of(settings: Settings, url: str) -> str | None:
@@ -28,6 +35,12 @@ def resource_of(settings: Settings, url: str) -> str | None:
         if origin and url[origin.end() : origin.end() + 1] in ("", "/", "?", "#")
         else None
     )
+
+
+def plain_host(host: str) -> bool:
+    """A Host header a server may build the request URL from (the origin the metadata and
+    DPoP's htu name); anything else is replaced by the address the server listens on."""
+    return _PLAIN_HOST.fullmatch(host) is not None
 
 
 def metadata_url(resource: str) -> str:
@@ -58,3 +71,26 @@ def document(settings: Settings, resource: str, scopes: Iterable[str]) -> dict[s
         metadata["dpop_signing_alg_values_supported"] = list(DPOP_ALGORITHMS)
         metadata["dpop_bound_access_tokens_required"] = settings.dpop == "required"
     return metadata
+
+
+def is_well_known(path: str) -> bool:
+    """A path the document may live at (which ones it does depends on the settings)."""
+    return path == WELL_KNOWN or path.startswith(WELL_KNOWN_PREFIX)
+
+
+def answer(
+    settings: Settings, path: str, method: str, url: str, scopes: Iterable[str]
+) -> Reply | None:
+    """The answer to a request for the document at `path` (the request's method and full URL):
+    the document, a 405 for a method that does not read it, a 404 for a URL that is no plain
+    origin (never from the runtime); None when the document does not live at `path`. The
+    route table's dispatch and the Starlette integration both answer with it."""
+    if path not in metadata_paths(settings):
+        return None
+    if method not in METADATA_METHODS:
+        allow = ", ".join(METADATA_METHODS)
+        return json_reply({"error": "method_not_allowed"}, 405, {"allow": allow})
+    resource = resource_of(settings, url)
+    if resource is None:
+        return json_reply({"error": "not_found"}, 404)
+    return json_reply(document(settings, resource, scopes), 200, METADATA_CACHE)

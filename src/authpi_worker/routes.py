@@ -27,20 +27,13 @@ from authpi_worker.config import Lookup
 from authpi_worker.cors import CORS_REFUSED
 from authpi_worker.errors import BadBody, Denied, ServerMisconfigured
 from authpi_worker.logs import log_event
-from authpi_worker.metadata import (
-    METADATA_MAX_AGE,
-    WELL_KNOWN,
-    document,
-    metadata_paths,
-    resource_of,
-)
+from authpi_worker.metadata import answer as metadata_answer
+from authpi_worker.metadata import is_well_known
 from authpi_worker.responses import Reply, json_reply
 
 # An answer that depends on the Authorization header must not be stored by a shared cache.
 NO_STORE = {"cache-control": "no-store"}
-METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
-WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
-READ_METHODS = ("GET", "HEAD")  # what the public routes and the metadata answer
+READ_METHODS = ("GET", "HEAD")  # what a route answers unless it says otherwise
 _PATH = re.compile(r"[^:/?#]+://[^/?#]*([^?#]*)")  # RFC 3986 §3: scheme://authority path
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a whole segment: `{org_id}`
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a `%` not followed by two hex digits
@@ -230,12 +223,8 @@ class Routes:
 
 def _search(root: _Node, path: str) -> tuple[Endpoint, Mapping[str, str]] | None:
     """The endpoint a path with parameters reaches in the trie, and its parameters."""
-    segments = path[1:].split("/")
     values: list[str] = []
-    endpoint = _greedy(root, segments, values)
-    if endpoint is None:  # a literal led nowhere: the depth-first walk tries parameters
-        values.clear()
-        endpoint = _walk(root, segments, 0, values)
+    endpoint = _walk(root, path[1:].split("/"), 0, values)
     if endpoint is None:
         return None
     names = endpoint.params
@@ -261,22 +250,6 @@ def _template(path: str) -> list[tuple[str, str | None]]:
     if len(names) != len(set(names)):
         raise ValueError(f"{path}: a parameter is named twice")
     return segments
-
-
-def _greedy(node: _Node, segments: list[str], values: list[str]) -> Endpoint | None:
-    """The walk's first path, without recursion: each segment's literal child, else the
-    parameter. When it ends at an endpoint, that is what _walk would find first."""
-    for segment in segments:
-        child = node.literals.get(segment)
-        if child is None:
-            param = node.param_node
-            value = decoded(segment) if param is not None and segment else None
-            if param is None or value is None:
-                return None
-            values.append(value)
-            child = param
-        node = child
-    return node.endpoint
 
 
 def _walk(node: _Node, segments: list[str], index: int, values: list[str]) -> Endpoint | None:
@@ -346,7 +319,7 @@ async def _answer(routes: Routes, request: Request, path: str, site: Site) -> Re
         return await _call(route, request, {}, params, path)
     if endpoint is not None and endpoint.public:
         return _not_allowed(endpoint.allow)
-    if path == WELL_KNOWN or path.startswith(WELL_KNOWN_PREFIX):
+    if is_well_known(path):
         metadata = _metadata(routes, request, path, site)
         if metadata is not None:
             return metadata
@@ -376,14 +349,7 @@ def _metadata(routes: Routes, request: Request, path: str, site: Site) -> Reply 
         settings = site.checked().settings
     except ServerMisconfigured as problem:
         return rejected(problem, None, request.url, path)
-    if path not in metadata_paths(settings):
-        return None
-    if request.method not in READ_METHODS:
-        return _not_allowed(", ".join(READ_METHODS))
-    resource = resource_of(settings, request.url)
-    if resource is None:  # a request URL that is no plain origin: never from the runtime
-        return json_reply({"error": "not_found"}, 404)
-    return json_reply(document(settings, resource, routes.scopes), 200, METADATA_CACHE)
+    return metadata_answer(settings, path, request.method, request.url, routes.scopes)
 
 
 def _internal_error(path: str, error: Exception) -> Reply:

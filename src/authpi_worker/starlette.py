@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import time
 import urllib.error
@@ -59,13 +58,8 @@ from authpi_worker import (
     requirement,
 )
 from authpi_worker.cors import CORS_MAX_AGE, CORS_REFUSED, EXPOSE_HEADERS
-from authpi_worker.metadata import (
-    METADATA_MAX_AGE,
-    WELL_KNOWN,
-    document,
-    metadata_paths,
-    resource_of,
-)
+from authpi_worker.metadata import WELL_KNOWN, is_well_known, plain_host
+from authpi_worker.metadata import answer as metadata_answer
 
 ENV = "env"  # where workers.asgi puts the Worker's env in the ASGI scope
 # The request's own entry in its ASGI scope: None once the token was read (the answer depends
@@ -82,10 +76,6 @@ CORS_PREFLIGHT_REFUSED = "cors_preflight_refused"  # a method or header the poli
 MAX_CORS_POLICIES = 16  # CORS middlewares kept by value; one in production (a deploy is new)
 # Allow's order (the main Worker's, which lists a route table's methods as declared).
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-METADATA_CACHE = {"cache-control": f"public, max-age={METADATA_MAX_AGE}"}
-WELL_KNOWN_PREFIX = WELL_KNOWN + "/"  # RFC 9728 §3.1: a path-suffixed metadata URL
-# A Host header as browsers and curl send it; anything else is replaced by the server address.
-_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 PROTECTED = "__authpi__"  # the attribute marking an endpoint or a dependency as protected
 
 Handler = Callable[[Request, Claims], Awaitable[Response]]
@@ -184,7 +174,7 @@ def credentials(scope: Scope) -> tuple[str | None, str | None, str | None]:
 def request_url(scope: Scope, host: str | None) -> str:
     """The request's full URL, as the client wrote it (DPoP's htu, the metadata's origin): the
     raw path, and the Host header, or the server's address when that is no plain host."""
-    if host is None or not _HOST.fullmatch(host):
+    if host is None or not plain_host(host):
         server = scope.get("server")
         if server is None:
             host = "localhost"
@@ -387,23 +377,16 @@ class AuthPI:
         AUTHPI_RESOURCE has a path), as the main Worker serves it; None for any other path
         (then the app's routes, and for no route, a token before the 404)."""
         path = _path(scope)
-        if path != WELL_KNOWN and not path.startswith(WELL_KNOWN_PREFIX):
+        if not is_well_known(path):
             return None
         url = request_url(scope, credentials(scope)[2])
         try:
             settings = self.isolate.site(self.variables(scope)).checked().settings
         except ServerMisconfigured as problem:
             return response_of(rejected(problem, None, url, path))
-        if path not in metadata_paths(settings):
-            return None
-        if scope["method"] != "GET":  # HEAD arrives as GET (see _Edge)
-            reply = json_reply({"error": "method_not_allowed"}, 405, {"allow": "GET, HEAD"})
-            return response_of(reply)
-        resource = resource_of(settings, url)
-        if resource is None:  # a request URL that is no plain origin
-            return response_of(json_reply({"error": "not_found"}, 404))
-        body = document(settings, resource, self.scopes(routes))
-        return response_of(json_reply(body, 200, METADATA_CACHE))
+        # HEAD arrives as GET (see _Edge), and is answered as one.
+        reply = metadata_answer(settings, path, scope["method"], url, self.scopes(routes))
+        return None if reply is None else response_of(reply)
 
 
 def allowed_methods(routes: Iterable[BaseRoute]) -> list[str]:

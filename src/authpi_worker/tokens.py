@@ -180,11 +180,6 @@ def _verifier(alg: str) -> Algorithm:
     return get_default_algorithms()["EdDSA" if alg == "Ed25519" else alg]
 
 
-def claims(parsed: Parsed) -> dict[str, Any]:
-    """The payload as a JSON object (to be trusted only after the signature is verified)."""
-    return parsed.claims
-
-
 def check_claims(claims: Mapping[str, Any], settings: Settings, now: float) -> Window:
     """RFC 9068 §4 and RFC 7519 §4.1: iss, aud, exp, nbf, iat, sub. Returns the window in
     which the time rules hold, for the verified-token cache."""

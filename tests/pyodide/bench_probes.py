@@ -18,7 +18,7 @@ from typing import Any
 from authpi_worker.authorization import Entitlements
 from authpi_worker.jwks import MAX_MAX_AGE, Cached
 from authpi_worker.keys import Key, KeySet
-from authpi_worker.tokens import check_claims, check_times, claims, credentials, parse
+from authpi_worker.tokens import check_claims, check_times, credentials, parse
 
 # What the key set holds in place of a cryptography key. Nothing reads it: a verified-token
 # cache hit checks no signature, and the set stays fresh for the whole run (MAX_MAX_AGE), so
@@ -46,7 +46,7 @@ def prime_isolate(isolate: Any, env: Any, token: str) -> None:
         raise ValueError("the cached token needs a kid")
     keys = KeySet(by_kid={parsed.kid: Key(parsed.kid, parsed.alg, NO_KEY)}, unnamed=())
     verifier.keys.cached = Cached(keys, fetched_at=time.time(), max_age=MAX_MAX_AGE)
-    decoded = claims(parsed)
+    decoded = parsed.claims
     window = check_times(decoded, verifier.settings.clock_tolerance, time.time())
     verifier.tokens.put(token, Entitlements(decoded), *window, verifier.keys)
 
@@ -57,5 +57,5 @@ def core(env: Any, fresh: list[str], count: int) -> int:
     signature, with the settings of the Verifier the entry uses with `env`."""
     settings = sys.modules["entry"].ISOLATE.verifier(env.get).settings
     for authorization in islice(cycle(fresh), count):
-        check_claims(claims(parse(credentials(authorization)[1])), settings, time.time())
+        check_claims(parse(credentials(authorization)[1]).claims, settings, time.time())
     return count
